@@ -1,0 +1,38 @@
+"""dbapi-pool: a connection pool for any DB-API 2.0 driver."""
+
+from ._core import PoolStats
+from ._drivers import DriverProfile, register_profile
+from ._sync import ConnectionPool
+from .config import PoolConfig
+from .connector import DatabaseConnector
+from .errors import (
+    ConnectionReleased,
+    ConnectTimeout,
+    ForeignConnection,
+    PoolClosed,
+    PoolError,
+    PoolTimeout,
+    TooManyWaiters,
+    UnknownHost,
+)
+from .proxy import PooledConnection
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConnectTimeout",
+    "ConnectionPool",
+    "ConnectionReleased",
+    "DatabaseConnector",
+    "DriverProfile",
+    "ForeignConnection",
+    "PoolClosed",
+    "PoolConfig",
+    "PoolError",
+    "PoolStats",
+    "PoolTimeout",
+    "PooledConnection",
+    "TooManyWaiters",
+    "UnknownHost",
+    "register_profile",
+]

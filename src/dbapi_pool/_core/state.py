@@ -1,0 +1,471 @@
+"""PoolState: every decision of the pool, and no I/O.
+
+The front-ends (threads, asyncio, green threads) call these methods under their one short
+lock and carry out the resulting :class:`Plan` after releasing it. Nothing here blocks,
+reads the clock (``now`` is an argument, from ``time.monotonic()``), logs, or calls the
+driver, so the whole policy is tested with a scripted clock and no threads.
+
+Vocabulary: an *entry* is the pool's slot for one raw connection; a *waiter* is a caller
+parked until a connection (or the right to open one) is handed to it; a *slot* is one unit
+of ``max_size``, taken by every connection that is connecting, idle, in use or closing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+from ..config import PoolConfig
+from ..errors import PoolClosed, PoolTimeout, TooManyWaiters
+from .stats import CLOSE_REASONS, PoolStats
+
+__all__ = ["CONNECT", "ConnectGrant", "Entry", "Plan", "PoolState", "Waiter"]
+
+IDLE: Final = "idle"
+IN_USE: Final = "in_use"
+CLOSING: Final = "closing"
+CLOSED: Final = "closed"
+
+_INF = float("inf")
+
+
+class ConnectGrant:
+    """The right to open one connection: a slot already reserved for the caller."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "CONNECT"
+
+
+#: Returned by :meth:`PoolState.checkout` (or handed to a waiter): open a connection into
+#: the slot reserved for you, then report with ``connected()`` or ``connect_failed()``.
+CONNECT: Final = ConnectGrant()
+
+_serials = itertools.count(1)
+
+
+class Entry:
+    """Hold one raw connection and its bookkeeping (the pool's slot)."""
+
+    __slots__ = (
+        "close_reason",
+        "conn",
+        "created_at",
+        "expires_at",
+        "info",
+        "last_used_at",
+        "serial",
+        "state",
+    )
+
+    def __init__(self, conn: Any, now: float, expires_at: float) -> None:
+        self.conn = conn
+        self.serial = next(_serials)
+        self.created_at = now
+        self.expires_at = expires_at
+        self.last_used_at = now
+        self.state: str = IN_USE
+        self.close_reason: str | None = None
+        #: Front-end data (the driver profile's per-connection facts, a checkout stack...).
+        self.info: Any = None
+
+    def __repr__(self) -> str:
+        return f"<Entry #{self.serial} {self.state}>"
+
+
+class Waiter:
+    """Park one caller; ``result`` is set, under the lock, when something is handed to it.
+
+    ``result`` is ``None`` while waiting, then an :class:`Entry` (a connection handed over),
+    :data:`CONNECT` (a slot to open a connection into), or an exception to raise (the pool
+    closed). ``signal`` belongs to the front-end (a lock, a future, a green event).
+    """
+
+    __slots__ = ("deadline", "result", "signal")
+
+    def __init__(self, deadline: float, signal: Any) -> None:
+        self.deadline = deadline
+        self.signal = signal
+        self.result: Entry | ConnectGrant | BaseException | None = None
+
+
+class Plan:
+    """List the I/O a front-end must do after releasing the lock.
+
+    ``close``: entries to close, then report with :meth:`PoolState.entries_closed`.
+    ``wake``: waiters whose ``result`` was just set.
+    ``connect``: slots reserved for the pool itself (refill to ``min_size``); open one
+    connection for each and report with :meth:`PoolState.add_idle` or ``connect_failed``.
+    """
+
+    __slots__ = ("close", "connect", "wake")
+
+    def __init__(self) -> None:
+        self.close: list[Entry] = []
+        self.wake: list[Waiter] = []
+        self.connect = 0
+
+    def __repr__(self) -> str:
+        return f"<Plan close={self.close} wake={len(self.wake)} connect={self.connect}>"
+
+
+class PoolState:
+    """Hold a pool's entries, idle stack, waiter queue, sizes and counters.
+
+    Not thread-safe by itself: the front-end serialises calls with one lock. Methods that
+    create work for the front-end add it to ``self.plan``; take it with :meth:`take_plan`
+    before releasing the lock and carry it out afterwards.
+    """
+
+    def __init__(self, config: PoolConfig, *, rng: Callable[[], float] = random.random):
+        self.config = config
+        self._rng = rng
+        #: Idle entries; the right end is the most recently returned (LIFO reuse), so the
+        #: left end is the one idle the longest.
+        self.idle: deque[Entry] = deque()
+        #: Waiting callers, oldest first (FIFO, direct hand-off).
+        self.waiters: deque[Waiter] = deque()
+        self.size = 0
+        self.connecting = 0
+        self.closing = 0
+        self.closed = False
+        self.plan: Plan | None = None
+        self._counters = dict.fromkeys(
+            (
+                "checkouts",
+                "waits",
+                "timeouts",
+                "refused",
+                "connects",
+                "connect_failures",
+                "connect_timeouts",
+            ),
+            0,
+        )
+        self._closes = dict.fromkeys(CLOSE_REASONS, 0)
+
+    # -- observation ---------------------------------------------------------------------
+
+    @property
+    def in_use(self) -> int:
+        """Return how many connections callers hold."""
+        return self.size - len(self.idle) - self.connecting - self.closing
+
+    def counts(self) -> str:
+        """Return the counts as a message fragment: ``idle=1 in_use=3 waiting=2 max=4``."""
+        return (
+            f"idle={len(self.idle)} in_use={self.in_use} waiting={len(self.waiters)} "
+            f"max={self.config.max_size}"
+        )
+
+    def snapshot(self) -> PoolStats:
+        """Return a frozen copy of the sizes and counters."""
+        from types import MappingProxyType
+
+        return PoolStats(
+            name=self.config.name,
+            max_size=self.config.max_size,
+            min_size=self.config.min_size,
+            size=self.size,
+            idle=len(self.idle),
+            in_use=self.in_use,
+            connecting=self.connecting,
+            waiting=len(self.waiters),
+            closes=MappingProxyType(dict(self._closes)),
+            **self._counters,
+        )
+
+    def take_plan(self) -> Plan | None:
+        """Return the pending plan (or ``None``) and start a new one."""
+        plan, self.plan = self.plan, None
+        return plan
+
+    def _plan(self) -> Plan:
+        plan = self.plan
+        if plan is None:
+            plan = self.plan = Plan()
+        return plan
+
+    # -- checkout ------------------------------------------------------------------------
+
+    def checkout(self, now: float) -> Entry | ConnectGrant | None:
+        """Take the newest reusable idle entry, or a slot to connect into, or ``None``.
+
+        ``None`` means the pool is at ``max_size`` with nothing idle: the caller must wait
+        (:meth:`add_waiter`) or give up. Expired idle entries met on the way are retired
+        into the plan.
+        """
+        if self.closed:
+            raise self.closed_error()
+        idle = self.idle
+        max_idle = self.config.max_idle
+        if (
+            max_idle is not None
+            and idle
+            and idle[0].last_used_at + max_idle <= now
+            and self.size - self.closing > self.config.min_size
+        ):
+            self._retire(idle.popleft(), "max_idle")
+        while idle:
+            entry = idle.pop()
+            if entry.expires_at <= now:
+                self._retire(entry, "max_age")
+                continue
+            entry.state = IN_USE
+            self._counters["checkouts"] += 1
+            return entry
+        if self.size < self.config.max_size:
+            self.size += 1
+            self.connecting += 1
+            return CONNECT
+        return None
+
+    def add_waiter(self, now: float, timeout: float | None, signal: Any) -> Waiter:
+        """Queue a caller that found nothing; refuse it if it may not wait at all."""
+        if timeout is not None and timeout <= 0:
+            self._counters["timeouts"] += 1
+            raise self.timeout_error(0.0)
+        max_waiting = self.config.max_waiting
+        if max_waiting is not None and len(self.waiters) >= max_waiting:
+            self._counters["refused"] += 1
+            raise TooManyWaiters(
+                f"pool {self.config.name!r}: {len(self.waiters)} callers already wait "
+                f"(max_waiting={max_waiting}); refusing another ({self.counts()})"
+            )
+        waiter = Waiter(_INF if timeout is None else now + timeout, signal)
+        self.waiters.append(waiter)
+        self._counters["waits"] += 1
+        return waiter
+
+    def cancel_waiter(self, waiter: Waiter, now: float, *, timed_out: bool) -> None:
+        """Withdraw a waiter that gave up; give back whatever was already handed to it.
+
+        This is the acknowledged hand-off: a connection (or a connect slot) assigned to a
+        waiter that timed out or was cancelled in the meantime goes to the next waiter or
+        back to the idle stack, never lost.
+        """
+        result = waiter.result
+        if result is None:
+            self.waiters.remove(waiter)
+        elif result is CONNECT:
+            self.connecting -= 1
+            self._release_slot()
+        elif isinstance(result, Entry):
+            self._counters["checkouts"] -= 1
+            self._return_entry(result, now)
+        if timed_out:
+            self._counters["timeouts"] += 1
+        waiter.result = None
+
+    def expire_waiters(self, now: float) -> list[Waiter]:
+        """Withdraw every waiter whose deadline has passed and return them (for front-ends
+        whose waiters cannot time themselves out)."""
+        expired = [w for w in self.waiters if w.result is None and w.deadline <= now]
+        for waiter in expired:
+            self.cancel_waiter(waiter, now, timed_out=True)
+        return expired
+
+    def timeout_error(self, waited: float) -> PoolTimeout:
+        """Build the error for a checkout that waited ``waited`` seconds in vain."""
+        return PoolTimeout(
+            f"pool {self.config.name!r}: no connection available after {waited:.3f} s "
+            f"({self.counts()})"
+        )
+
+    def closed_error(self) -> PoolClosed:
+        """Build the error for using a closed pool."""
+        return PoolClosed(f"pool {self.config.name!r} is closed ({self.counts()})")
+
+    # -- connecting ----------------------------------------------------------------------
+
+    def connected(self, conn: Any, now: float) -> Entry | None:
+        """Record a connection opened by a caller into its reserved slot; return its entry.
+
+        Returns ``None`` if the pool was closed meanwhile: the new connection is then in
+        the plan, to be closed.
+        """
+        self.connecting -= 1
+        self._counters["connects"] += 1
+        entry = Entry(conn, now, self._expiry(now))
+        if self.closed:
+            self._retire(entry, "pool_closed")
+            return None
+        self._counters["checkouts"] += 1
+        return entry
+
+    def add_idle(self, conn: Any, now: float) -> Entry | None:
+        """Record a connection the pool opened for itself (``Plan.connect``)."""
+        entry = self.connected(conn, now)
+        if entry is not None:
+            self._counters["checkouts"] -= 1
+            self._return_entry(entry, now)
+        return entry
+
+    def connect_failed(self) -> None:
+        """Free the slot of a connect that raised."""
+        self.connecting -= 1
+        self._counters["connect_failures"] += 1
+        self._release_slot()
+
+    def count_connect_timeout(self) -> None:
+        """Count a caller that stopped waiting for its connect (its slot stays taken until
+        the connect ends: :meth:`connect_abandoned`)."""
+        self._counters["connect_timeouts"] += 1
+
+    def connect_abandoned(self, *, closed: bool) -> None:
+        """Free the slot of a connect that ended after its caller gave up.
+
+        ``closed``: it succeeded, and the front-end closed the late connection.
+        """
+        self.connecting -= 1
+        if closed:
+            self._closes["late_connect"] += 1
+        self._release_slot()
+
+    def _expiry(self, now: float) -> float:
+        max_age = self.config.max_age
+        if max_age is None:
+            return _INF
+        # Shortened, never lengthened, by up to age_jitter, so connections opened together
+        # do not all expire together (HikariCP -2.5 %, psycopg_pool -5 %).
+        return now + max_age * (1.0 - self.config.age_jitter * self._rng())
+
+    # -- return --------------------------------------------------------------------------
+
+    def retire_reason(self, entry: Entry, now: float) -> str | None:
+        """Say why a returned entry must be closed rather than reused, or ``None``.
+
+        Pure: reads only the entry and the settings, so the front-end may call it before
+        taking the lock (the entry is still the caller's).
+        """
+        if self.closed:
+            return "pool_closed"
+        if self.config.close_on_return:
+            return "close_on_return"
+        if entry.expires_at <= now:
+            return "max_age"
+        return None
+
+    def checkin(self, entry: Entry, now: float, closed_reason: str | None = None) -> None:
+        """Take back a checked-out entry.
+
+        ``closed_reason`` given: the front-end has already closed the connection (for that
+        reason); its slot is freed, and passed on to the oldest waiter as a connect slot.
+        Otherwise the (reset) connection goes to the oldest waiter, or onto the idle stack.
+        """
+        if closed_reason is not None:
+            entry.state = CLOSED
+            self._closes[closed_reason] += 1
+            self._release_slot()
+        elif self.closed:
+            self._retire(entry, "pool_closed")
+        else:
+            self._return_entry(entry, now)
+
+    def _return_entry(self, entry: Entry, now: float) -> None:
+        entry.last_used_at = now
+        waiters = self.waiters
+        if waiters:
+            waiter = waiters.popleft()
+            entry.state = IN_USE
+            waiter.result = entry
+            self._counters["checkouts"] += 1
+            self._plan().wake.append(waiter)
+        else:
+            entry.state = IDLE
+            self.idle.append(entry)
+
+    def _release_slot(self) -> None:
+        """Free one slot; the oldest waiter, if any, gets it as the right to connect."""
+        if self.waiters and not self.closed:
+            waiter = self.waiters.popleft()
+            waiter.result = CONNECT
+            self.connecting += 1
+            self._plan().wake.append(waiter)
+        else:
+            self.size -= 1
+
+    # -- closing -------------------------------------------------------------------------
+
+    def _retire(self, entry: Entry, reason: str) -> None:
+        entry.state = CLOSING
+        entry.close_reason = reason
+        self.closing += 1
+        self._plan().close.append(entry)
+
+    def entries_closed(self, entries: Iterable[Entry]) -> None:
+        """Record that the plan's entries are now closed; their slots go to waiters."""
+        for entry in entries:
+            entry.state = CLOSED
+            self.closing -= 1
+            self._closes[entry.close_reason or "pool_closed"] += 1
+            self._release_slot()
+
+    def abandon(self, entry: Entry) -> None:
+        """Retire a checked-out entry whose caller lost it (garbage-collected proxy)."""
+        if entry.state == IN_USE:
+            self._retire(entry, "abandoned")
+
+    def close(self) -> None:
+        """Close the pool: idle entries go to the plan, waiters are woken with PoolClosed."""
+        if self.closed:
+            return
+        self.closed = True
+        while self.idle:
+            self._retire(self.idle.popleft(), "pool_closed")
+        if self.waiters:
+            error = self.closed_error()
+            plan = self._plan()
+            while self.waiters:
+                waiter = self.waiters.popleft()
+                waiter.result = error
+                plan.wake.append(waiter)
+
+    # -- maintenance ---------------------------------------------------------------------
+
+    def maintain(self, now: float) -> float | None:
+        """Expire idle connections, plan the refill to ``min_size``; return the next deadline.
+
+        Closes idle entries past ``max_idle`` (oldest first, never going below ``min_size``)
+        and past their ``max_age``; reserves slots for the connections missing below
+        ``min_size`` (``Plan.connect``). The return value is the monotonic time at which
+        calling again may find work, or ``None`` when only a later return could create any.
+        """
+        if self.closed:
+            return None
+        config = self.config
+        idle = self.idle
+        max_idle = config.max_idle
+        if max_idle is not None:
+            while (
+                idle
+                and idle[0].last_used_at + max_idle <= now
+                and self.size - self.closing > config.min_size
+            ):
+                self._retire(idle.popleft(), "max_idle")
+        if config.max_age is not None:
+            for entry in [e for e in idle if e.expires_at <= now]:
+                idle.remove(entry)
+                self._retire(entry, "max_age")
+        missing = config.min_size - (self.size - self.closing)
+        if missing > 0:
+            self.size += missing
+            self.connecting += missing
+            self._plan().connect += missing
+        return self._next_deadline(now)
+
+    def _next_deadline(self, now: float) -> float | None:
+        deadlines = [e.expires_at for e in self.idle]
+        max_idle = self.config.max_idle
+        if max_idle is not None:
+            # An entry returned later than now expires later than now + max_idle, so this
+            # bound also covers connections that are not idle yet.
+            first_idle = self.idle[0].last_used_at + max_idle if self.idle else now
+            # The oldest may be kept past its time to honour min_size: look again later.
+            deadlines.append(first_idle if first_idle > now else now + max_idle)
+        deadline = min(deadlines, default=_INF)
+        return None if deadline == _INF else deadline

@@ -1,0 +1,56 @@
+"""The frozen statistics snapshot returned by ``pool.stats()``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+__all__ = ["CLOSE_REASONS", "PoolStats"]
+
+#: Why connections get closed; ``PoolStats.closes`` counts each.
+CLOSE_REASONS = (
+    "max_idle",  # idle longer than max_idle (the idle timer or a lazy check)
+    "max_age",  # older than its (jittered) max_age
+    "close_on_return",  # max_idle == 0 or max_age == 0: closed at every put()
+    "reset_failed",  # the reset (rollback or the user's callable) raised
+    "pool_closed",  # the pool was closed
+    "late_connect",  # a connect finished after its caller's connect_timeout
+    "abandoned",  # a checked-out connection was garbage-collected without put()
+)
+
+
+def _empty_closes() -> Mapping[str, int]:
+    return MappingProxyType(dict.fromkeys(CLOSE_REASONS, 0))
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """Describe a pool at one instant: its sizes and its counters since it was created."""
+
+    name: str
+    max_size: int
+    min_size: int
+    #: Connections open or being opened (idle + in use + connecting + closing).
+    size: int = 0
+    idle: int = 0
+    in_use: int = 0
+    connecting: int = 0
+    waiting: int = 0
+    #: Connections handed to callers.
+    checkouts: int = 0
+    #: Checkouts that had to wait for a connection.
+    waits: int = 0
+    #: Checkouts that gave up after ``timeout``.
+    timeouts: int = 0
+    #: Callers refused at once because ``max_waiting`` callers already waited.
+    refused: int = 0
+    connects: int = 0
+    connect_failures: int = 0
+    connect_timeouts: int = 0
+    closes: Mapping[str, int] = field(default_factory=_empty_closes)
+
+    @property
+    def closed_total(self) -> int:
+        """Return how many connections the pool has closed, whatever the cause."""
+        return sum(self.closes.values())

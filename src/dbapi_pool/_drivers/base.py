@@ -1,0 +1,76 @@
+"""The driver profile: what the pool knows about one DB-API module.
+
+A profile is data plus small functions, found by the module's name. Everything the pool
+needs to know about a driver lives here rather than in ``if driver == ...`` branches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SECRET_KWARGS", "DriverProfile", "rollback"]
+
+#: Connect arguments never shown anywhere (repr, log line, exception message).
+SECRET_KWARGS = frozenset({"password", "passwd", "pass", "token", "secret", "sslpassword"})
+
+
+def rollback(conn: Any) -> None:
+    """Roll back whatever the borrower left open (the default reset)."""
+    conn.rollback()
+
+
+@dataclass(frozen=True)
+class DriverProfile:
+    """Describe a DB-API driver's conventions and quirks.
+
+    ``url_keys`` maps the parts of a URL (host, port, user, password, database) to the
+    driver's ``connect()`` keyword names; ``defaults`` are connect keywords the pool sets
+    unless the user gave them (sqlite3's ``check_same_thread=False``).
+    """
+
+    name: str
+    database_kwarg: str = "database"
+    #: The driver's own connect-timeout keyword, if it has one that limits only connecting.
+    connect_timeout_kwarg: str | None = None
+    #: True when that keyword takes whole seconds (libpq, libmysqlclient).
+    connect_timeout_integer: bool = False
+    url_keys: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "host": "host",
+            "port": "port",
+            "user": "user",
+            "password": "password",
+            "database": "database",
+        }
+    )
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    reset: Callable[[Any], None] = rollback
+
+    def connect_kwargs(
+        self, kwargs: Mapping[str, Any], connect_timeout: float | None
+    ) -> dict[str, Any]:
+        """Return the keywords for ``connect()``: the user's, plus the pool's defaults."""
+        merged = {**self.defaults, **kwargs}
+        key = self.connect_timeout_kwarg
+        if key is not None and connect_timeout is not None and key not in merged:
+            # The pool enforces the exact timeout itself; the driver's own limit makes the
+            # stuck connect give up too, so its thread and slot come back.
+            merged[key] = (
+                max(1, math.ceil(connect_timeout))
+                if self.connect_timeout_integer
+                else connect_timeout
+            )
+        return merged
+
+    def describe(self, kwargs: Mapping[str, Any]) -> str:
+        """Return a short name for a pool of these connections, without any secret."""
+        host = kwargs.get("host") or kwargs.get("unix_socket") or ""
+        port = kwargs.get("port")
+        database = kwargs.get(self.database_kwarg) or ""
+        where = f"{host}:{port}" if port else str(host)
+        if where:
+            return f"{self.name}://{where}/{database}"
+        return f"{self.name}:{database}" if database else self.name

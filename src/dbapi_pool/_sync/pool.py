@@ -1,0 +1,455 @@
+"""ConnectionPool: the blocking front-end of the pool core, for OS threads.
+
+Each public method takes the pool's one lock only around core calls (O(1) bookkeeping),
+then carries out the core's plan (connect, reset, close, wake) after releasing it: one slow
+connect or rollback never stalls callers that an idle connection could serve.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+from .._core import CONNECT, ConnectGrant, Entry, Plan, PoolState, PoolStats, Waiter
+from .._drivers import DriverProfile, module_name, profile_for
+from ..config import PoolConfig, ResetSpec
+from ..errors import ConnectTimeout, ForeignConnection
+from ..proxy import PooledConnection, Released
+from ..url import parse_url
+from .worker import ConnectAttempt, MaintenanceWorker
+
+__all__ = ["ConnectionPool"]
+
+logger = logging.getLogger("dbapi_pool")
+_monotonic = time.monotonic
+
+
+def check_module(module: Any, pool_name: str) -> None:
+    """Refuse what is not a usable DB-API 2.0 module, with a clear error."""
+    if not callable(getattr(module, "connect", None)):
+        raise TypeError(
+            f"pool {pool_name!r}: {module!r} is not a DB-API 2.0 module (it has no connect())"
+        )
+    if getattr(module, "threadsafety", 1) == 0:
+        raise ValueError(
+            f"pool {pool_name!r}: {module_name(module)} declares threadsafety = 0 (its "
+            "connections may not be shared between threads), so it cannot be pooled"
+        )
+
+
+class ConnectionPool:
+    """Pool connections of any DB-API 2.0 driver for OS threads.
+
+    ``module`` is the driver module (``psycopg2``, ``MySQLdb``, ``sqlite3``...); ``*args``
+    and the keywords that are not pool settings go to ``module.connect()``. Settings (in
+    seconds; ``None`` means no limit):
+
+    - ``min_size`` connections are opened at once and kept open;
+    - ``max_size`` bounds the connections open or opening; further callers wait;
+    - ``max_idle``: an idle connection is closed after that long unused (``0``: every
+      connection is closed when returned);
+    - ``max_age``: a connection older than that (less a random 0-5 %) is closed when
+      returned or found idle (``0``: closed when returned);
+    - ``connect_timeout``: ``get()`` raises ``ConnectTimeout`` if connecting takes longer;
+    - ``timeout``: how long ``get()`` waits for a connection before ``PoolTimeout``;
+    - ``max_waiting``: how many callers may wait at once (``TooManyWaiters`` beyond);
+    - ``reset``: ``"rollback"`` (default), ``None``, or a callable run on the driver
+      connection when it is returned; if it raises, the connection is closed;
+    - ``name``: shown in messages, logs and ``repr`` (default: driver, host and database).
+    """
+
+    def __init__(
+        self,
+        module: Any,
+        *args: Any,
+        min_size: int = 0,
+        max_size: int = 4,
+        max_idle: float | None = 10,
+        max_age: float | None = 30,
+        connect_timeout: float | None = 5,
+        timeout: float | None = 30,
+        max_waiting: int | None = None,
+        reset: ResetSpec = "rollback",
+        name: str | None = None,
+        **connect_kwargs: Any,
+    ) -> None:
+        profile = profile_for(module)
+        name = name if name is not None else profile.describe(connect_kwargs)
+        check_module(module, name)
+        self._config = config = PoolConfig.build(
+            name,
+            min_size=min_size,
+            max_size=max_size,
+            max_idle=max_idle,
+            max_age=max_age,
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+            max_waiting=max_waiting,
+            reset=reset,
+        )
+        self.name = name
+        self.module = module
+        self.profile: DriverProfile = profile
+        self._args = args
+        self._kwargs = profile.connect_kwargs(connect_kwargs, config.connect_timeout)
+        self._reset: Callable[[Any], object] | None = (
+            profile.reset if reset == "rollback" else reset  # type: ignore[assignment]
+        )
+        self._state = PoolState(config)
+        self._lock = threading.Lock()
+        self._released = Released(name)
+        self._abandoned: deque[Entry] = deque()
+        self._worker: MaintenanceWorker | None = None
+        logger.info("pool %r: opened (min_size=%d, max_size=%d)", name, min_size, max_size)
+        if config.min_size:
+            try:
+                self._maintain()
+            except BaseException:
+                self.close()
+                raise
+            self._start_worker()
+
+    @classmethod
+    def from_url(cls, url: str, **settings: Any) -> ConnectionPool:
+        """Create a pool from a SQLAlchemy-style URL (``postgresql+psycopg2://u:p@h/db``).
+
+        Keywords are pool settings, or further ``connect()`` keywords for the driver.
+        """
+        parsed = parse_url(url)
+        return cls(parsed.import_driver(), **{**parsed.kwargs, **settings})
+
+    # -- checkout ------------------------------------------------------------------------
+
+    def get(self, timeout: float | None = None) -> PooledConnection:
+        """Check out a connection, waiting up to ``timeout`` (default: the pool's).
+
+        Reuses the most recently returned idle connection, opens a new one while below
+        ``max_size``, or waits its turn (first come, first served) for one to be returned.
+        Raises ``PoolTimeout``, ``ConnectTimeout``, ``PoolClosed``, ``TooManyWaiters``, or
+        the driver's own error from ``connect()``.
+        """
+        if self._abandoned:
+            self._collect_abandoned()
+        if timeout is None:
+            timeout = self._config.timeout
+        state = self._state
+        now = _monotonic()
+        waiter = None
+        with self._lock:
+            got = state.checkout(now)
+            if got is None:
+                waiter = state.add_waiter(now, timeout, threading.Lock())
+                waiter.signal.acquire()
+            plan = state.take_plan() if state.plan is not None else None
+        if plan is not None:
+            self._carry_out(plan)
+        if waiter is not None:
+            got = self._wait(waiter, now, timeout)
+        if got is CONNECT:
+            return self._connect()
+        return PooledConnection(self, got)  # type: ignore[arg-type]
+
+    def get_nowait(self) -> PooledConnection:
+        """Check out a connection without waiting for another caller to return one.
+
+        Opens a new connection if the pool is below ``max_size``; raises ``PoolTimeout``
+        at once if it is full and nothing is idle.
+        """
+        return self.get(timeout=0)
+
+    def _wait(self, waiter: Waiter, start: float, timeout: float | None) -> Entry | ConnectGrant:
+        try:
+            if timeout is None:
+                signalled = waiter.signal.acquire()
+            else:
+                signalled = waiter.signal.acquire(True, max(0.0, start + timeout - _monotonic()))
+        except BaseException:  # KeyboardInterrupt, a green-thread kill: give back, re-raise
+            self._give_up(waiter, timed_out=False)
+            raise
+        if not signalled:
+            self._give_up(waiter, timed_out=True)
+            raise self._state.timeout_error(_monotonic() - start)
+        result = waiter.result
+        if isinstance(result, BaseException):
+            raise result
+        assert result is not None  # set by the waker before it released the signal
+        return result
+
+    def _give_up(self, waiter: Waiter, *, timed_out: bool) -> None:
+        with self._lock:
+            self._state.cancel_waiter(waiter, _monotonic(), timed_out=timed_out)
+            plan = self._state.take_plan()
+        if plan is not None:
+            self._carry_out(plan)
+
+    def _connect(self) -> PooledConnection:
+        """Open a connection into the slot the core reserved for this caller."""
+        try:
+            conn = self._open()
+        except ConnectTimeout:
+            raise  # the slot stays taken until the late connect ends (see _late_connect)
+        except BaseException:
+            with self._lock:
+                self._state.connect_failed()
+                plan = self._state.take_plan()
+            if plan is not None:
+                self._carry_out(plan)
+            raise
+        with self._lock:
+            entry = self._state.connected(conn, _monotonic())
+            plan = self._state.take_plan()
+        if plan is not None:
+            self._carry_out(plan)
+        if entry is None:
+            raise self._state.closed_error()
+        self._start_worker()
+        return PooledConnection(self, entry)
+
+    def _open(self) -> Any:
+        """Call the driver's connect(), enforcing connect_timeout whatever the driver."""
+        timeout = self._config.connect_timeout
+        if timeout is None:
+            return self._connect_driver()
+        attempt = ConnectAttempt(self._connect_driver, self._lock, self._late_connect, self.name)
+        if not attempt.wait(timeout):
+            with self._lock:
+                self._state.count_connect_timeout()
+                counts = self._state.counts()
+            raise ConnectTimeout(
+                f"pool {self.name!r}: connecting took longer than connect_timeout="
+                f"{timeout:g} s ({counts})"
+            )
+        if attempt.error is not None:
+            raise attempt.error
+        return attempt.conn
+
+    def _connect_driver(self) -> Any:
+        conn = self.module.connect(*self._args, **self._kwargs)
+        logger.debug("pool %r: connected", self.name)
+        return conn
+
+    def _late_connect(self, conn: Any) -> None:
+        """Close a connection that arrived after its caller gave up, and free its slot."""
+        if conn is not None:
+            self._close_quietly(conn, "late_connect")
+        with self._lock:
+            self._state.connect_abandoned(closed=conn is not None)
+            plan = self._state.take_plan()
+        if plan is not None:
+            self._carry_out(plan)
+
+    # -- return --------------------------------------------------------------------------
+
+    def put(self, conn: PooledConnection) -> None:
+        """Return a connection: reset it and hand it to the next waiter, or keep it idle.
+
+        It is closed instead if the reset fails, if it is past ``max_age``, if ``max_idle``
+        or ``max_age`` is 0, or if the pool is closed. Returning the same proxy twice is
+        harmless; a connection from elsewhere is refused with ``ForeignConnection``.
+        """
+        if type(conn) is not PooledConnection or conn._pool is not self:
+            raise self._foreign(conn)
+        entry = conn._release(self._released)
+        if entry is None:
+            return
+        state = self._state
+        now = _monotonic()
+        reason = state.retire_reason(entry, now)
+        if reason is None and self._reset is not None:
+            reason = self._run_reset(entry)
+        if reason is not None:
+            self._close_quietly(entry.conn, reason)
+        with self._lock:
+            state.checkin(entry, now, reason)
+            plan = state.take_plan() if state.plan is not None else None
+        if plan is not None:
+            self._carry_out(plan)
+
+    def _run_reset(self, entry: Entry) -> str | None:
+        try:
+            self._reset(entry.conn)  # type: ignore[misc]
+        except Exception as exc:
+            logger.warning(
+                "pool %r: reset failed (%s: %s); closing the connection",
+                self.name,
+                type(exc).__name__,
+                exc,
+            )
+            return "reset_failed"
+        except BaseException:
+            # Interrupted mid-reset: the session state is unknown, so close it, free the
+            # slot, and let the interruption go on.
+            self._close_quietly(entry.conn, "reset_failed")
+            with self._lock:
+                self._state.checkin(entry, _monotonic(), "reset_failed")
+                plan = self._state.take_plan()
+            if plan is not None:
+                self._carry_out(plan)
+            raise
+        return None
+
+    def _foreign(self, conn: object) -> ForeignConnection:
+        if isinstance(conn, PooledConnection):
+            what = f"a connection of pool {conn._pool.name!r}"
+        else:
+            what = f"a {type(conn).__module__}.{type(conn).__qualname__} object"
+        return ForeignConnection(
+            f"pool {self.name!r}: put() got {what}, which this pool did not hand out"
+        )
+
+    # -- background work -----------------------------------------------------------------
+
+    def _carry_out(self, plan: Plan) -> None:
+        """Do, outside the lock, the I/O the core asked for; repeat while it asks for more."""
+        while plan is not None:
+            for waiter in plan.wake:
+                waiter.signal.release()
+            if plan.close:
+                for entry in plan.close:
+                    self._close_quietly(entry.conn, entry.close_reason or "pool_closed")
+            opened = [self._connect_for_pool() for _ in range(plan.connect)]
+            with self._lock:
+                if plan.close:
+                    self._state.entries_closed(plan.close)
+                for conn in opened:
+                    if conn is None:
+                        self._state.connect_failed()
+                    else:
+                        self._state.add_idle(conn, _monotonic())
+                plan = self._state.take_plan()  # type: ignore[assignment]
+
+    def _connect_for_pool(self) -> Any:
+        try:
+            return self._open()
+        except Exception as exc:
+            logger.warning(
+                "pool %r: could not open a connection to keep min_size=%d (%s: %s)",
+                self.name,
+                self._config.min_size,
+                type(exc).__name__,
+                exc,
+            )
+            return None
+
+    def _close_quietly(self, conn: Any, reason: str) -> None:
+        try:
+            conn.close()
+        except Exception as exc:
+            logger.warning(
+                "pool %r: closing a connection (%s) failed: %s: %s",
+                self.name,
+                reason,
+                type(exc).__name__,
+                exc,
+            )
+        else:
+            logger.debug("pool %r: closed a connection (%s)", self.name, reason)
+
+    def _maintain(self) -> float | None:
+        """Expire idle connections and refill to min_size; return seconds to the next run."""
+        if self._abandoned:
+            self._collect_abandoned()
+        with self._lock:
+            deadline = self._state.maintain(_monotonic())
+            plan = self._state.take_plan()
+        if plan is not None:
+            self._carry_out(plan)
+        if deadline is None:
+            return None
+        return max(0.001, deadline - _monotonic())
+
+    def _start_worker(self) -> None:
+        config = self._config
+        if self._worker is not None or self._state.closed:
+            return
+        if config.max_idle is None and config.max_age is None and not config.min_size:
+            return  # nothing would ever be due
+        with self._lock:
+            if self._worker is not None:
+                return
+            self._worker = MaintenanceWorker(self)
+
+    def _abandon(self, entry: Entry) -> None:
+        """Take a connection whose proxy was collected without put() (lock-free)."""
+        self._abandoned.append(entry)
+        worker = self._worker
+        if worker is not None:
+            worker.poke()
+
+    def _collect_abandoned(self) -> None:
+        with self._lock:
+            while self._abandoned:
+                entry = self._abandoned.popleft()
+                self._state.abandon(entry)
+                logger.warning(
+                    "pool %r: a connection was garbage-collected without put(); closing it",
+                    self.name,
+                )
+            plan = self._state.take_plan()
+        if plan is not None:
+            self._carry_out(plan)
+
+    # -- the rest of the surface ---------------------------------------------------------
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[PooledConnection]:
+        """Lend a connection for a ``with`` block: commit at the end, roll back on an
+        exception, and always return it to the pool."""
+        conn = self.get(timeout)
+        with conn:
+            yield conn
+
+    def close(self, timeout: float | None = None) -> None:
+        """Close the pool: idle connections now, checked-out ones when returned.
+
+        Waiting callers get ``PoolClosed``; so does every later ``get()``.
+        """
+        with self._lock:
+            already = self._state.closed
+            self._state.close()
+            plan = self._state.take_plan()
+            worker, self._worker = self._worker, None
+        if plan is not None:
+            self._carry_out(plan)
+        if worker is not None:
+            worker.stop()
+            worker.join(timeout)
+        if not already:
+            logger.info("pool %r: closed", self.name)
+
+    @property
+    def closed(self) -> bool:
+        """Tell whether :meth:`close` was called."""
+        return self._state.closed
+
+    @property
+    def config(self) -> PoolConfig:
+        """Return the validated settings."""
+        return self._config
+
+    def stats(self) -> PoolStats:
+        """Return a frozen snapshot of the sizes and counters."""
+        with self._lock:
+            return self._state.snapshot()
+
+    def __enter__(self) -> ConnectionPool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = self._state
+        closed = " closed" if state.closed else ""
+        return f"<{type(self).__name__} {self.name!r}{closed} {state.counts()}>"

@@ -1,0 +1,113 @@
+"""Validated, frozen pool settings.
+
+Bad values raise ``ValueError`` (or ``TypeError`` for a wrong type) naming the setting and
+the pool; nothing is clamped silently.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+__all__ = ["PoolConfig", "ResetSpec"]
+
+#: ``"rollback"`` (the default), ``None`` (no reset), or a callable taking the raw connection.
+ResetSpec: TypeAlias = "str | Callable[[Any], object] | None"
+
+RESET_NAMES = ("rollback",)
+
+
+def _number(
+    pool: str, setting: str, value: object, *, allow_none: bool, positive: bool = False
+) -> float | None:
+    if value is None:
+        if allow_none:
+            return None
+        raise ValueError(f"pool {pool!r}: {setting} must be a number, not None")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"pool {pool!r}: {setting} must be a number, got {type(value).__name__}")
+    if math.isnan(value) or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"pool {pool!r}: {setting} must be {bound}, got {value!r}")
+    return None if math.isinf(value) else float(value)
+
+
+def _count(pool: str, setting: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"pool {pool!r}: {setting} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"pool {pool!r}: {setting} must be >= {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """Settings shared by every pool flavour; build it with :meth:`build`.
+
+    Times are in seconds. ``None`` (or ``math.inf``) means "no limit" for ``max_idle``,
+    ``max_age``, ``connect_timeout``, ``timeout`` and ``max_waiting``.
+    """
+
+    name: str
+    min_size: int = 0
+    max_size: int = 4
+    max_idle: float | None = 10.0
+    max_age: float | None = 30.0
+    connect_timeout: float | None = 5.0
+    timeout: float | None = 30.0
+    max_waiting: int | None = None
+    reset: ResetSpec = "rollback"
+    #: Each connection's ``max_age`` is shortened by a random fraction up to this, so that
+    #: connections opened together do not all expire together (psycopg_pool uses 5 %).
+    age_jitter: float = 0.05
+
+    @classmethod
+    def build(
+        cls,
+        name: str,
+        *,
+        min_size: int = 0,
+        max_size: int = 4,
+        max_idle: float | None = 10.0,
+        max_age: float | None = 30.0,
+        connect_timeout: float | None = 5.0,
+        timeout: float | None = 30.0,
+        max_waiting: int | None = None,
+        reset: ResetSpec = "rollback",
+    ) -> PoolConfig:
+        """Validate every setting and return the frozen configuration."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"pool name must be a non-empty string, got {name!r}")
+        min_size = _count(name, "min_size", min_size, minimum=0)
+        max_size = _count(name, "max_size", max_size, minimum=1)
+        if min_size > max_size:
+            raise ValueError(
+                f"pool {name!r}: min_size ({min_size}) must not exceed max_size ({max_size})"
+            )
+        if max_waiting is not None:
+            max_waiting = _count(name, "max_waiting", max_waiting, minimum=0)
+        if not (reset is None or callable(reset) or reset in RESET_NAMES):
+            raise ValueError(
+                f"pool {name!r}: reset must be one of {RESET_NAMES}, None or a callable, "
+                f"got {reset!r}"
+            )
+        return cls(
+            name=name,
+            min_size=min_size,
+            max_size=max_size,
+            max_idle=_number(name, "max_idle", max_idle, allow_none=True),
+            max_age=_number(name, "max_age", max_age, allow_none=True),
+            connect_timeout=_number(
+                name, "connect_timeout", connect_timeout, allow_none=True, positive=True
+            ),
+            timeout=_number(name, "timeout", timeout, allow_none=True),
+            max_waiting=max_waiting,
+            reset=reset,
+        )
+
+    @property
+    def close_on_return(self) -> bool:
+        """Tell whether every connection is closed when it comes back (the classic 0 values)."""
+        return self.max_idle == 0 or self.max_age == 0

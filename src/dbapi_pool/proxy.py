@@ -1,0 +1,144 @@
+"""PooledConnection, the proxy a caller holds for one checkout, and its closed stand-in."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import ConnectionReleased
+
+if TYPE_CHECKING:
+    from ._core import Entry
+
+__all__ = ["PooledConnection", "Released"]
+
+
+class _Owner(Protocol):
+    """What a proxy needs of its pool."""
+
+    name: str
+
+    def put(self, conn: Any) -> None: ...
+
+    def _abandon(self, entry: Entry) -> None: ...
+
+
+class Released:
+    """Stand in for the driver connection once a proxy went back: every use raises."""
+
+    __slots__ = ("_message",)
+
+    def __init__(self, pool_name: str) -> None:
+        self._message = (
+            f"this connection was returned to pool {pool_name!r} and can no longer be "
+            "used; get() a new one"
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        raise ConnectionReleased(self._message)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_message":
+            object.__setattr__(self, name, value)
+        else:
+            raise ConnectionReleased(self._message)
+
+
+_OWN = frozenset({"_conn", "_entry", "_pool"})
+
+
+class PooledConnection:
+    """Delegate to a pooled driver connection for the length of one checkout.
+
+    Every attribute (``cursor()``, ``commit()``, ``autocommit = True``...) goes to the
+    driver's connection. ``close()`` returns the connection to its pool instead of closing
+    it; so does leaving a ``with`` block, after committing (or rolling back on an
+    exception). After that, every use raises :class:`~dbapi_pool.errors.ConnectionReleased`.
+    """
+
+    __slots__ = ("__weakref__", "_conn", "_entry", "_pool")
+
+    _conn: Any
+    _entry: Entry | None
+    _pool: _Owner
+
+    def __init__(self, pool: _Owner, entry: Entry) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "_pool", pool)
+        setattr_(self, "_entry", entry)
+        setattr_(self, "_conn", entry.conn)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _OWN:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._conn, name, value)
+
+    @property
+    def raw(self) -> Any:
+        """Return the driver's own connection (valid only until this proxy is returned)."""
+        if self._entry is None:
+            return self._conn.raw  # raises ConnectionReleased
+        return self._conn
+
+    @property
+    def released(self) -> bool:
+        """Tell whether this proxy has gone back to its pool."""
+        return self._entry is None
+
+    def close(self) -> None:
+        """Return the connection to its pool (a second call does nothing)."""
+        if self._entry is not None:
+            self._pool.put(self)
+
+    def _release(self, stand_in: Released) -> Entry | None:
+        """Detach from the connection; return its entry, or ``None`` if already detached."""
+        entry = self._entry
+        object.__setattr__(self, "_entry", None)
+        object.__setattr__(self, "_conn", stand_in)
+        return entry
+
+    def __enter__(self) -> PooledConnection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Commit (or roll back after an exception), then return the connection."""
+        if self._entry is None:
+            return
+        try:
+            if exc_type is None:
+                self._conn.commit()
+            else:
+                try:
+                    self._conn.rollback()
+                except Exception:
+                    # The caller's exception is the one to see; a connection that cannot
+                    # roll back fails its reset on return and is closed there.
+                    pass
+        finally:
+            self._pool.put(self)
+
+    def __del__(self) -> None:
+        # Garbage-collected while checked out: the pool closes the connection (its state is
+        # unknown) and frees the slot. Only a lock-free hand-over happens here, since the
+        # collector may run while this thread holds the pool's lock.
+        entry = self._entry
+        if entry is not None:
+            try:
+                self._pool._abandon(entry)
+            except Exception:  # interpreter shutdown: nothing left to tell
+                pass
+
+    def __repr__(self) -> str:
+        entry = self._entry
+        if entry is None:
+            return f"<PooledConnection of {self._pool.name!r} (released)>"
+        return f"<PooledConnection #{entry.serial} of {self._pool.name!r}>"
