@@ -65,6 +65,9 @@ def test_not_a_url_message_hides_the_password() -> None:
 def test_redact_url_hides_only_the_password() -> None:
     assert redact_url("mysql://root:pw@h/db") == "mysql://root:***@h/db"
     assert redact_url("mysql://root@h/db") == "mysql://root@h/db"
+    assert redact_url("pg://h/db?sslmode=x&password=pw&passwd=pw2") == (
+        "pg://h/db?sslmode=x&password=***&passwd=***"
+    )
 
 
 def test_missing_driver_names_the_extra() -> None:

@@ -1,10 +1,9 @@
-"""The ``dbapi-pool`` command line: ``dbapi-pool bench`` drives a workload through a pool.
+"""The ``dbapi-pool`` command line; ``dbapi-pool bench`` drives a workload through a pool.
 
-``bench`` starts worker threads that check out a connection, run one query, fetch its
-rows and return the connection, over and over until the duration ends; then it reports
-throughput, latency percentiles, time spent waiting for a connection, errors by type and
-the pool's own statistics. Without ``--url`` it builds a small SQLite file database in a
-temporary folder, so it runs anywhere.
+``bench`` runs worker threads that check out a connection, run one query, fetch its rows
+and return the connection, over and over until the duration ends, then reports throughput,
+latency percentiles, time spent waiting for a connection, errors by type and the pool's
+statistics. Without ``--url`` it builds a small SQLite database in a temporary folder.
 """
 
 from __future__ import annotations
@@ -22,29 +21,38 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
+from ._drivers.base import SECRET_KWARGS
 from ._sync import ConnectionPool
 from .url import parse_url, redact_url
 
-__all__ = ["build_parser", "main", "percentile"]
+__all__ = ["build_parser", "format_report", "main", "percentile"]
 
 logger = logging.getLogger("dbapi_pool")
 
 PROG = "dbapi-pool"
 SQLITE_ROWS = 1000
-#: Default query of the SQLite run: an aggregate over a scan of the whole table.
+#: The SQLite run's default query: an aggregate over a scan of the whole table.
 SQLITE_QUERY = "SELECT count(*), sum(value) FROM items WHERE id % 7 = 3"
 URL_QUERY = "SELECT 1"
 SQLITE_TARGET = "sqlite (temporary file)"
 PROGRESS_INTERVAL = 1.0
-USAGE_ERROR = 2
-DATABASE_ERROR = 1
-# user:password@ in anything that looks like a URL, for messages that may echo argv.
+DATABASE_ERROR, USAGE_ERROR, INTERRUPTED = 1, 2, 130
+# ":password@" after "scheme://user": argparse may echo a mistyped URL back in its errors.
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*):[^@\s]*@")
+_BENCH_DESCRIPTION = (
+    "Run N worker threads for the duration; each loops: check out a connection, "
+    "execute the query, fetch all rows, return the connection. Then report "
+    "throughput, latency percentiles, connection wait, errors and pool stats. "
+    f"Without --url: a temporary SQLite file database with a {SQLITE_ROWS}-row table "
+    f"items(id, name, value), deleted afterwards; default query: {SQLITE_QUERY}. "
+    f"With --url: default query {URL_QUERY}."
+)
 
 
 class CliError(Exception):
@@ -56,42 +64,23 @@ class CliError(Exception):
 
 
 class _ArgumentParser(argparse.ArgumentParser):
-    """Report bad options as a CliError rather than usage text and SystemExit."""
+    """Report bad options as a CliError rather than as usage text and SystemExit."""
 
     def error(self, message: str) -> NoReturn:
         """Raise the usage error for main() to print as one line."""
         raise CliError(message, USAGE_ERROR)
 
 
-def _count(text: str) -> int:
-    """Parse an integer >= 1."""
+def _number(text: str, *, integer: bool = False, allow_zero: bool = False) -> float:
+    """Parse an option's finite number: > 0, or >= 0 with ``allow_zero``."""
     try:
-        value = int(text)
+        value = int(text) if integer else float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seconds(text: str, *, allow_zero: bool) -> float:
-    """Parse a finite number of seconds (or milliseconds), > 0 or >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        kind = "an integer" if integer else "a number"
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be {'>= 0' if allow_zero else '> 0'}, got {text}")
     return value
-
-
-def _positive(text: str) -> float:
-    return _seconds(text, allow_zero=False)
-
-
-def _non_negative(text: str) -> float:
-    return _seconds(text, allow_zero=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,35 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench",
         help="drive a concurrent workload through a ConnectionPool and report on it",
-        description=(
-            "Run --workers threads for --duration seconds; each one loops: check out a "
-            "connection, execute the query, fetch all rows, return the connection. Then "
-            "report throughput, latency percentiles, connection wait, errors and pool stats. "
-            f"Without --url: a temporary SQLite file database with a {SQLITE_ROWS}-row table "
-            f"'items' (id, name, value), removed afterwards; default query: {SQLITE_QUERY}. "
-            f"With --url: default query {URL_QUERY}."
-        ),
+        description=_BENCH_DESCRIPTION,
     )
+    count, positive = partial(_number, integer=True), _number
+    non_negative = partial(_number, allow_zero=True)
     add = bench.add_argument
-    add("--url", help="database URL (postgresql+psycopg2://user@host/db, mysql+pymysql://...)")
+    add("--url", help="database URL, e.g. postgresql+psycopg2://user@host/db, mysql+pymysql://...")
     add("--query", metavar="SQL", help="the statement each operation executes")
-    add("--workers", type=_count, default=8, metavar="N", help="threads (default: 8)")
-    add("--pool-size", type=_count, default=4, metavar="N", help="max_size (default: 4)")
-    add("--duration", type=_positive, default=5.0, metavar="SECONDS", help="(default: 5)")
-    add(
-        "--hold-ms",
-        type=_non_negative,
-        default=0.0,
-        metavar="MS",
-        help="extra time to hold each connection after the query (default: 0)",
-    )
-    add(
-        "--timeout",
-        type=_non_negative,
-        default=30.0,
-        metavar="SECONDS",
-        help="checkout timeout: how long get() waits for a connection (default: 30)",
-    )
+    add("--workers", type=count, default=8, metavar="N", help="worker threads (default: 8)")
+    add("--pool-size", type=count, default=4, metavar="N", help="pool max_size (default: 4)")
+    add("--duration", type=positive, default=5.0, metavar="SECONDS", help="run time (default: 5)")
+    hold_help = "extra time each operation holds its connection (default: 0)"
+    add("--hold-ms", type=non_negative, default=0.0, metavar="MS", help=hold_help)
+    timeout_help = "checkout timeout; a PoolTimeout counts as an error (default: 30)"
+    add("--timeout", type=non_negative, default=30.0, metavar="SECONDS", help=timeout_help)
     add("--quiet", action="store_true", help="show no progress on stderr")
     add("--json", action="store_true", help="print the final report as JSON")
     return parser
@@ -157,57 +131,65 @@ def percentile(sorted_values: Sequence[float], p: float) -> float:
         raise ValueError("percentile of no values")
     if not 0 <= p <= 100:
         raise ValueError(f"percentile must be within 0..100, got {p!r}")
-    # The epsilon keeps float noise (0.95 * 100 = 95.00000000000001) from skipping a rank.
+    # The epsilon keeps float noise (99.9 * 1000 / 100 = 999.0000000000001) from moving
+    # the rank up by one.
     rank = math.ceil(p * len(sorted_values) / 100 - 1e-9)
     return sorted_values[max(rank, 1) - 1]
 
 
-@dataclass
-class Tally:
-    """Collect one worker's samples (in seconds), so workers share no lock."""
-
-    ops: int = 0
-    latencies: list[float] = field(default_factory=list)
-    waits: list[float] = field(default_factory=list)
-    errors: Counter[str] = field(default_factory=Counter)
-
-
-def _operation(pool: ConnectionPool, query: str, options: Options, tally: Tally) -> None:
-    """Run one checkout-query-return cycle and record its timings."""
-    hold = options.hold_ms / 1000
-    start = time.perf_counter()
-    with pool.connection(options.timeout) as conn:
-        got = time.perf_counter()
-        cursor = conn.cursor()
+def _execute(conn: Any, query: str) -> None:
+    """Run the query on a connection and fetch every row."""
+    cursor = conn.cursor()
+    try:
         cursor.execute(query)
         cursor.fetchall()
+    finally:
         cursor.close()
-        if hold:
-            time.sleep(hold)
-    tally.latencies.append(time.perf_counter() - start)
-    tally.waits.append(got - start)
-    tally.ops += 1
 
 
-def _work(
-    pool: ConnectionPool, query: str, options: Options, stop: threading.Event, tally: Tally
-) -> None:
-    """Loop operations until ``stop`` is set, counting failures by exception type."""
-    while not stop.is_set():
-        try:
-            _operation(pool, query, options, tally)
-        except Exception as exc:
-            tally.errors[type(exc).__name__] += 1
+class Worker(threading.Thread):
+    """Loop checkout-query-return operations until told to stop, timing each one.
+
+    Each worker keeps its own samples (seconds), so that workers share no lock.
+    """
+
+    def __init__(
+        self, pool: ConnectionPool, query: str, options: Options, stop: threading.Event, number: int
+    ) -> None:
+        super().__init__(name=f"dbapi-pool-bench-{number}", daemon=True)
+        self.pool, self.query, self.options, self.stop = pool, query, options, stop
+        self.ops = 0
+        self.latencies: list[float] = []
+        self.waits: list[float] = []
+        self.errors: Counter[str] = Counter()
+
+    def run(self) -> None:
+        """Run operations until the stop event is set; count failures by exception type."""
+        hold, timeout = self.options.hold_ms / 1000, self.options.timeout
+        while not self.stop.is_set():
+            start = time.perf_counter()
+            try:
+                with self.pool.connection(timeout) as conn:
+                    got = time.perf_counter()
+                    _execute(conn, self.query)
+                    if hold:
+                        time.sleep(hold)
+            except Exception as exc:
+                self.errors[type(exc).__name__] += 1
+                continue
+            self.latencies.append(time.perf_counter() - start)
+            self.waits.append(got - start)
+            self.ops += 1
 
 
 def _one_line(exc: BaseException) -> str:
-    """Return an exception as a single line: its type and its whitespace-collapsed text."""
+    """Return an exception as one line: its type and its whitespace-collapsed message."""
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _make_sqlite(folder: str) -> str:
-    """Create the SQLite file database with its ``items`` table; return its path."""
+    """Create the SQLite file database and fill its ``items`` table; return its path."""
     path = str(Path(folder) / "bench.db")
     conn = sqlite3.connect(path)
     try:
@@ -223,7 +205,7 @@ def _make_sqlite(folder: str) -> str:
 
 
 def _open_pool(options: Options, folder: str | None) -> ConnectionPool:
-    """Create the pool; raise CliError(2) for a bad URL, setting or a missing driver."""
+    """Create the pool; raise a usage error for a bad URL or setting or a missing driver."""
     settings: dict[str, Any] = {"max_size": options.pool_size, "timeout": options.timeout}
     try:
         if options.url is None:
@@ -236,38 +218,33 @@ def _open_pool(options: Options, folder: str | None) -> ConnectionPool:
 
 
 def _probe(pool: ConnectionPool, query: str, target: str, timeout: float) -> None:
-    """Check out one connection and run the query once, so failures show before the run."""
+    """Check out one connection and run the query once, so that failures show at once."""
     try:
         conn = pool.get(timeout)
     except Exception as exc:
         raise CliError(f"cannot connect to {target}: {_one_line(exc)}", DATABASE_ERROR) from exc
     try:
         with conn:
-            cursor = conn.cursor()
-            cursor.execute(query)
-            cursor.fetchall()
-            cursor.close()
+            _execute(conn, query)
     except Exception as exc:
         raise CliError(f"the query failed on {target}: {_one_line(exc)}", DATABASE_ERROR) from exc
 
 
 class Progress:
-    """Show elapsed time, operations and the current rate about once a second."""
+    """Show the elapsed time, the operations so far and the current rate on a stream."""
 
-    def __init__(self, stream: TextIO, tallies: list[Tally], start: float) -> None:
-        self.stream = stream
-        self.tallies = tallies
+    def __init__(self, stream: TextIO, workers: list[Worker], start: float) -> None:
+        self.stream, self.workers, self.start = stream, workers, start
         self.tty = stream.isatty()
         self.last = (start, 0)
-        self.start = start
         self.width = 0
 
     def tick(self) -> None:
-        """Write one progress line (rewriting the previous one on a terminal)."""
-        now, ops = time.perf_counter(), sum(t.ops for t in self.tallies)
+        """Write one progress line, over the previous one on a terminal."""
+        now, ops = time.perf_counter(), sum(w.ops for w in self.workers)
         rate = (ops - self.last[1]) / max(now - self.last[0], 1e-9)
         self.last = (now, ops)
-        line = f"{now - self.start:6.1f} s  {ops:>10,} ops  {rate:>12,.1f} ops/s"
+        line = f"{now - self.start:6.1f} s  {ops:>12,} ops  {rate:>12,.1f} ops/s"
         if self.tty:
             self.width = max(self.width, len(line))
             self.stream.write("\r" + line.ljust(self.width))
@@ -276,40 +253,27 @@ class Progress:
         self.stream.flush()
 
     def finish(self) -> None:
-        """Erase the updating line on a terminal, so the report starts clean."""
+        """Erase the updating line on a terminal, so that the report starts clean."""
         if self.tty and self.width:
             self.stream.write("\r" + " " * self.width + "\r")
             self.stream.flush()
 
 
-@dataclass
-class RunResult:
-    """Hold what the workers measured."""
+def _run(
+    pool: ConnectionPool, query: str, options: Options, stderr: TextIO
+) -> tuple[list[Worker], float, bool]:
+    """Run the workers for the duration (or until Ctrl-C), showing progress.
 
-    tallies: list[Tally]
-    elapsed: float
-    interrupted: bool
-
-
-def _run(pool: ConnectionPool, query: str, options: Options, stderr: TextIO) -> RunResult:
-    """Start the workers, show progress until the duration ends, and join them."""
+    Return the joined workers, the seconds they ran and whether Ctrl-C cut the run short.
+    """
     stop = threading.Event()
-    tallies = [Tally() for _ in range(options.workers)]
-    threads = [
-        threading.Thread(
-            target=_work,
-            args=(pool, query, options, stop, tally),
-            name=f"bench-{i}",
-            daemon=True,
-        )
-        for i, tally in enumerate(tallies)
-    ]
+    workers = [Worker(pool, query, options, stop, i) for i in range(options.workers)]
+    logger.debug("bench: %d workers on pool %r", options.workers, pool.name)
     start = time.perf_counter()
     deadline = start + options.duration
-    progress = None if options.quiet else Progress(stderr, tallies, start)
-    logger.debug("bench: %d workers, pool %r, %.1f s", options.workers, pool.name, options.duration)
-    for thread in threads:
-        thread.start()
+    progress = None if options.quiet else Progress(stderr, workers, start)
+    for worker in workers:
+        worker.start()
     interrupted = False
     try:
         while not stop.wait(min(PROGRESS_INTERVAL, max(0.0, deadline - time.perf_counter()))):
@@ -320,110 +284,102 @@ def _run(pool: ConnectionPool, query: str, options: Options, stderr: TextIO) -> 
     except KeyboardInterrupt:
         interrupted = True
     stop.set()
-    for thread in threads:
-        thread.join()
+    for worker in workers:
+        worker.join()
     elapsed = time.perf_counter() - start
     if progress is not None:
         progress.finish()
-    return RunResult(tallies, elapsed, interrupted)
+    return workers, elapsed, interrupted
 
 
-def _ms(value: float) -> float:
-    return round(value * 1000, 4)
+def _ms(seconds: float) -> float:
+    """Convert seconds to milliseconds, rounded to 0.1 µs."""
+    return round(seconds * 1000, 4)
 
 
-def _measurements(result: RunResult) -> dict[str, Any]:
+def _measurements(workers: list[Worker], elapsed: float) -> dict[str, Any]:
     """Merge the workers' samples into throughput, percentiles, waits and errors."""
-    latencies = sorted(x for t in result.tallies for x in t.latencies)
-    waits = sorted(x for t in result.tallies for x in t.waits)
-    errors: Counter[str] = Counter()
-    for tally in result.tallies:
-        errors.update(tally.errors)
+    latencies = sorted(x for w in workers for x in w.latencies)
+    waits = sorted(x for w in workers for x in w.waits)
+    errors = sum((w.errors for w in workers), Counter[str]())
     ops = len(latencies)
     latency: dict[str, float | None] = dict.fromkeys(("p50", "p95", "p99", "max"))
     wait: dict[str, float | None] = {"total": _ms(sum(waits)), "mean": None, "p99": None}
     if ops:
-        for p in (50, 95, 99):
-            latency[f"p{p}"] = _ms(percentile(latencies, p))
+        latency.update({f"p{p}": _ms(percentile(latencies, p)) for p in (50, 95, 99)})
         latency["max"] = _ms(latencies[-1])
         wait.update(mean=_ms(sum(waits) / ops), p99=_ms(percentile(waits, 99)))
     return {
         "ops": ops,
-        "throughput": round(ops / result.elapsed, 2) if result.elapsed > 0 else 0.0,
+        "throughput": round(ops / elapsed, 2) if elapsed > 0 else 0.0,
         "latency_ms": latency,
         "wait_ms": wait,
         "errors": {"total": sum(errors.values()), "by_type": dict(errors.most_common())},
     }
 
 
-_STATS_FIELDS = (
-    "size", "idle", "in_use", "connecting", "waiting", "checkouts", "waits", "timeouts",
-    "refused", "connects", "connect_failures", "connect_timeouts",
-)  # fmt: skip
-
-
-def _report(
-    target: str, query: str, options: Options, result: RunResult, pool: ConnectionPool
-) -> dict[str, Any]:
-    """Gather the whole report (settings, measurements, pool stats) as plain data."""
+def _pool_stats(pool: ConnectionPool) -> dict[str, Any]:
+    """Return the pool's statistics as plain data, with only the non-zero close reasons."""
     stats = pool.stats()
-    pool_stats: dict[str, Any] = {name: getattr(stats, name) for name in _STATS_FIELDS}
-    pool_stats["closes"] = {reason: n for reason, n in stats.closes.items() if n}
-    return {
-        "target": target,
-        "query": query,
-        "workers": options.workers,
-        "pool_size": options.pool_size,
-        "duration": options.duration,
-        "elapsed": round(result.elapsed, 4),
-        "hold_ms": options.hold_ms,
-        "timeout": options.timeout,
-        "interrupted": result.interrupted,
-        **_measurements(result),
-        "pool": pool_stats,
-    }
+    data = {f.name: getattr(stats, f.name) for f in fields(stats)}
+    data["closes"] = {reason: n for reason, n in stats.closes.items() if n}
+    return data
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:,.3f} ms"
+def _pairs(values: dict[str, Any], keys: Sequence[str], *, ms: bool = False) -> str:
+    """Render ``key value`` pairs three spaces apart (milliseconds to 1 µs; None as n/a)."""
+    shown = (
+        "n/a" if values[k] is None else f"{values[k]:,.3f}" if ms else f"{values[k]:,}"
+        for k in keys
+    )
+    return "   ".join(f"{k} {v}" for k, v in zip(keys, shown, strict=True))
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """Render the report for people: aligned labels, one topic per line."""
+    """Render the report for people: a label, then the figures, one topic a line."""
     lat, wait, errors, pool = (report[k] for k in ("latency_ms", "wait_ms", "errors", "pool"))
     by_type = ", ".join(f"{name} {n:,}" for name, n in errors["by_type"].items())
     closes = ", ".join(f"{reason} {n:,}" for reason, n in pool["closes"].items()) or "none"
-    ran = f" (ran {report['elapsed']:.3f} s{', interrupted' if report['interrupted'] else ''})"
+    stopped = ", interrupted by Ctrl-C" if report["interrupted"] else ""
     lines = [
-        "dbapi-pool bench",
-        f"  target       {report['target']}",
-        f"  query        {report['query']}",
-        f"  workers      {report['workers']}",
-        f"  pool size    {report['pool_size']}",
-        f"  duration     {report['duration']:g} s{ran}",
+        f"{PROG} bench",
+        f"  target           {report['target']}",
+        f"  query            {report['query']}",
+        f"  workers          {report['workers']}",
+        f"  pool size        {report['pool_size']}",
+        f"  duration         {report['duration']:g} s (ran {report['elapsed']:.3f} s{stopped})",
+        f"  settings         checkout timeout {report['timeout']:g} s, "
+        f"hold {report['hold_ms']:g} ms",
         "",
         "results",
-        f"  throughput   {report['throughput']:,.1f} ops/s ({report['ops']:,} operations)",
-        f"  errors       {errors['total']:,}" + (f" ({by_type})" if by_type else ""),
-        "  latency      " + "   ".join(f"{k} {_fmt(lat[k])}" for k in ("p50", "p95", "p99")),
-        f"               max {_fmt(lat['max'])}",
-        f"  conn. wait   total {_fmt(wait['total'])}   mean {_fmt(wait['mean'])}"
-        f"   p99 {_fmt(wait['p99'])}",
+        f"  throughput       {report['throughput']:,.1f} ops/s ({report['ops']:,} operations)",
+        f"  errors           {errors['total']:,}" + (f" ({by_type})" if by_type else ""),
+        f"  latency (ms)     {_pairs(lat, ('p50', 'p95', 'p99', 'max'), ms=True)}",
+        f"  conn. wait (ms)  {_pairs(wait, ('mean', 'p99', 'total'), ms=True)} (all workers)",
         "",
         "pool stats",
-        "  " + "  ".join(f"{k} {pool[k]:,}" for k in ("size", "idle", "in_use", "waiting")),
-        "  " + "  ".join(f"{k} {pool[k]:,}" for k in ("checkouts", "waits", "timeouts")),
-        "  "
-        + "  ".join(
-            f"{k} {pool[k]:,}" for k in ("connects", "connect_failures", "connect_timeouts")
-        ),
-        f"  closes       {closes}",
+        f"  {_pairs(pool, ('size', 'idle', 'in_use', 'waiting'))}",
+        f"  {_pairs(pool, ('checkouts', 'waits', 'timeouts'))}",
+        f"  {_pairs(pool, ('connects', 'connect_failures', 'connect_timeouts'))}",
+        f"  closes {closes}",
     ]
     return "\n".join(lines) + "\n"
 
 
+def _redact(text: str, url: str | None) -> str:
+    """Hide passwords in text: any URL's, and the --url password wherever it appears."""
+    text = _URL_PASSWORD.sub(r"\1:***@", text)
+    try:
+        kwargs = parse_url(url).kwargs if url else {}
+    except ValueError:
+        kwargs = {}
+    for secret in (str(v) for k, v in kwargs.items() if k in SECRET_KWARGS and str(v)):
+        text = text.replace(secret, "***")
+    return text
+
+
 def bench(options: Options, stdout: TextIO, stderr: TextIO) -> int:
-    """Run the benchmark and write its report; raise CliError on a setup failure."""
+    """Run the benchmark and write its report; raise CliError if it cannot start."""
     target = SQLITE_TARGET if options.url is None else redact_url(options.url)
     query = options.query or (SQLITE_QUERY if options.url is None else URL_QUERY)
     with ExitStack() as stack:
@@ -431,54 +387,49 @@ def bench(options: Options, stdout: TextIO, stderr: TextIO) -> int:
         if options.url is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="dbapi-pool-bench-"))
         pool = _open_pool(options, folder)
-        try:
-            _probe(pool, query, target, options.timeout)
-            result = _run(pool, query, options, stderr)
-            report = _report(target, query, options, result, pool)
-        finally:
-            pool.close()
-    if options.json:
-        stdout.write(json.dumps(report, indent=2) + "\n")
-    else:
-        stdout.write(format_report(report))
-    return 130 if result.interrupted else 0
-
-
-def _redact_text(text: str, url: str | None) -> str:
-    """Hide passwords in a message: any URL's, and the --url password wherever it appears."""
-    text = _URL_PASSWORD.sub(r"\1:***@", text)
-    if url:
-        try:
-            kwargs = parse_url(url).kwargs
-        except Exception:
-            kwargs = {}
-        password = kwargs.get("password") or kwargs.get("passwd")
-        if password:
-            text = text.replace(str(password), "***")
-    return text
+        stack.callback(pool.close)  # before the folder goes: the database file is in it
+        _probe(pool, query, target, options.timeout)
+        workers, elapsed, interrupted = _run(pool, query, options, stderr)
+        settings = {k: getattr(options, k) for k in ("workers", "pool_size", "duration")}
+        report = {
+            "target": target,
+            "query": query,
+            **settings,
+            "elapsed": round(elapsed, 4),
+            "hold_ms": options.hold_ms,
+            "timeout": options.timeout,
+            "interrupted": interrupted,
+            **_measurements(workers, elapsed),
+            "pool": _pool_stats(pool),
+        }
+    text = json.dumps(report, indent=2) + "\n" if options.json else format_report(report)
+    stdout.write(_redact(text, options.url))
+    return INTERRUPTED if interrupted else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``dbapi-pool`` command with ``argv`` (default: sys.argv[1:]); return its status."""
-    args = sys.argv[1:] if argv is None else argv
+    """Run the ``dbapi-pool`` command on ``argv`` (default: sys.argv[1:]); return its status.
+
+    Bad options print one ``dbapi-pool: error: ...`` line on stderr and return 2; a
+    database that cannot be reached or queried returns 1.
+    """
     stdout, stderr = sys.stdout, sys.stderr
     url = None
     try:
         parser = build_parser()
         try:
-            ns = parser.parse_args(args)
-        except SystemExit as exc:  # --help, --version
+            namespace = parser.parse_args(sys.argv[1:] if argv is None else argv)
+        except SystemExit as exc:  # --help and --version exit from inside argparse
             return exc.code if isinstance(exc.code, int) else 0
-        if ns.command is None:
+        if namespace.command is None:
             parser.print_help(stdout)
             return 0
-        url = ns.url
-        options = Options(**{k: v for k, v in vars(ns).items() if k != "command"})
+        url = namespace.url
+        options = Options(**{k: v for k, v in vars(namespace).items() if k != "command"})
         return bench(options, stdout, stderr)
     except CliError as exc:
-        message = " ".join(str(exc).split())
-        stderr.write(f"{PROG}: error: {_redact_text(message, url)}\n")
+        stderr.write(f"{PROG}: error: {_redact(' '.join(str(exc).split()), url)}\n")
         return exc.status
     except KeyboardInterrupt:
         stderr.write(f"{PROG}: interrupted\n")
-        return 130
+        return INTERRUPTED

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ._drivers import profile_named
+from ._drivers import SECRET_KWARGS, profile_named
 
 __all__ = ["ParsedURL", "parse_url", "redact_url"]
 
@@ -97,8 +98,14 @@ def parse_url(url: str) -> ParsedURL:
     return ParsedURL(module, kwargs)
 
 
+_SECRET_QUERY = re.compile(
+    r"([?&](?:" + "|".join(sorted(SECRET_KWARGS)) + r")=)[^&#]*", re.IGNORECASE
+)
+
+
 def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``."""
+    """Return ``url`` with any password (``user:pw@`` or ``?password=``) replaced by ``***``."""
+    url = _SECRET_QUERY.sub(r"\1***", url)
     if "://" not in url or "@" not in url:
         return url
     scheme, rest = url.split("://", 1)

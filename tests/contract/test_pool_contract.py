@@ -215,6 +215,18 @@ def test_get_nowait_refuses_at_once_when_full(db: FakeDatabase, make_pool: MakeP
     pool.put(held)
 
 
+def test_get_nowait_replaces_an_expired_idle_connection_of_a_full_pool(
+    db: FakeDatabase, make_pool: MakePool
+) -> None:
+    pool = make_pool(db, max_size=1, max_age=0.01, max_idle=None)
+    pool.put(pool.get())
+    time.sleep(0.02)
+    conn = pool.get_nowait()
+    assert conn.raw is db.connections[1]
+    assert db.connections[0].closed
+    assert pool.stats().closes["max_age"] == 1
+
+
 def test_waiter_is_woken_by_put(db: FakeDatabase, make_pool: MakePool) -> None:
     pool = make_pool(db, max_size=1)
     conn = pool.get()
@@ -376,24 +388,28 @@ def test_pool_is_collected_and_its_worker_stops(eventually: Callable[..., bool])
 # -- closing the pool --------------------------------------------------------------------
 
 
-def test_close_fails_waiters_and_closes_idle(db: FakeDatabase, make_pool: MakePool) -> None:
-    pool = make_pool(db, max_size=2)
-    held, idle = pool.get(), pool.get()
-    pool.put(idle)
-    pool_full = pool.get()
-    thread, outcome = in_thread(lambda: pool.get(timeout=5))
-    wait_for_waiters(pool, 1)
-    pool.put(pool_full)  # goes to the waiter
-    thread.join(5)
+def test_close_fails_waiters(db: FakeDatabase, make_pool: MakePool) -> None:
+    pool = make_pool(db, max_size=1)
+    held = pool.get()
     thread, outcome = in_thread(lambda: pool.get(timeout=5))
     wait_for_waiters(pool, 1)
     pool.close()
     thread.join(5)
     assert isinstance(outcome[0], PoolClosed)
-    assert not held.raw.closed  # still in its borrower's hands
     pool.put(held)
-    assert held.released
-    assert sum(c.closed for c in db.connections) == 1
+
+
+def test_close_closes_idle_now_and_checked_out_on_return(
+    db: FakeDatabase, make_pool: MakePool
+) -> None:
+    pool = make_pool(db, max_size=2)
+    held, idle = pool.get(), pool.get()
+    pool.put(idle)
+    pool.close()
+    assert [c.closed for c in db.connections] == [False, True]
+    pool.put(held)
+    assert [c.closed for c in db.connections] == [True, True]
+    assert pool.stats().closes["pool_closed"] == 2
 
 
 def test_get_after_close_raises(db: FakeDatabase, make_pool: MakePool) -> None:

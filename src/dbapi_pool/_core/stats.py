@@ -39,7 +39,7 @@ class PoolStats:
     waiting: int = 0
     #: Connections handed to callers.
     checkouts: int = 0
-    #: Checkouts that had to wait for a connection.
+    #: Checkouts that had to wait for a connection (including those that then timed out).
     waits: int = 0
     #: Checkouts that gave up after ``timeout``.
     timeouts: int = 0

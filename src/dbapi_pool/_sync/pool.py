@@ -11,17 +11,15 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
-from .._core import CONNECT, ConnectGrant, Entry, Plan, PoolState, PoolStats, Waiter
-from .._drivers import DriverProfile, module_name, profile_for
-from ..config import PoolConfig, ResetSpec
-from ..errors import ConnectTimeout, ForeignConnection
-from ..proxy import PooledConnection, Released
-from ..url import parse_url
+from .._base import PoolBase
+from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
+from ..errors import ConnectTimeout
+from ..proxy import PooledConnection
 from .worker import ConnectAttempt, MaintenanceWorker
 
 __all__ = ["ConnectionPool"]
@@ -30,83 +28,24 @@ logger = logging.getLogger("dbapi_pool")
 _monotonic = time.monotonic
 
 
-def check_module(module: Any, pool_name: str) -> None:
-    """Refuse what is not a usable DB-API 2.0 module, with a clear error."""
-    if not callable(getattr(module, "connect", None)):
-        raise TypeError(
-            f"pool {pool_name!r}: {module!r} is not a DB-API 2.0 module (it has no connect())"
-        )
-    if getattr(module, "threadsafety", 1) == 0:
-        raise ValueError(
-            f"pool {pool_name!r}: {module_name(module)} declares threadsafety = 0 (its "
-            "connections may not be shared between threads), so it cannot be pooled"
-        )
-
-
-class ConnectionPool:
+class ConnectionPool(PoolBase):
     """Pool connections of any DB-API 2.0 driver for OS threads.
 
-    ``module`` is the driver module (``psycopg2``, ``MySQLdb``, ``sqlite3``...); ``*args``
-    and the keywords that are not pool settings go to ``module.connect()``. Settings (in
-    seconds; ``None`` means no limit):
-
-    - ``min_size`` connections are opened at once and kept open;
-    - ``max_size`` bounds the connections open or opening; further callers wait;
-    - ``max_idle``: an idle connection is closed after that long unused (``0``: every
-      connection is closed when returned);
-    - ``max_age``: a connection older than that (less a random 0-5 %) is closed when
-      returned or found idle (``0``: closed when returned);
-    - ``connect_timeout``: ``get()`` raises ``ConnectTimeout`` if connecting takes longer;
-    - ``timeout``: how long ``get()`` waits for a connection before ``PoolTimeout``;
-    - ``max_waiting``: how many callers may wait at once (``TooManyWaiters`` beyond);
-    - ``reset``: ``"rollback"`` (default), ``None``, or a callable run on the driver
-      connection when it is returned; if it raises, the connection is closed;
-    - ``name``: shown in messages, logs and ``repr`` (default: driver, host and database).
+    Takes the driver module, its ``connect()`` arguments and the pool settings described
+    in :class:`~dbapi_pool._base.PoolBase`. ``min_size`` connections are opened by the
+    constructor.
     """
 
-    def __init__(
-        self,
-        module: Any,
-        *args: Any,
-        min_size: int = 0,
-        max_size: int = 4,
-        max_idle: float | None = 10,
-        max_age: float | None = 30,
-        connect_timeout: float | None = 5,
-        timeout: float | None = 30,
-        max_waiting: int | None = None,
-        reset: ResetSpec = "rollback",
-        name: str | None = None,
-        **connect_kwargs: Any,
-    ) -> None:
-        profile = profile_for(module)
-        name = name if name is not None else profile.describe(connect_kwargs)
-        check_module(module, name)
-        self._config = config = PoolConfig.build(
-            name,
-            min_size=min_size,
-            max_size=max_size,
-            max_idle=max_idle,
-            max_age=max_age,
-            connect_timeout=connect_timeout,
-            timeout=timeout,
-            max_waiting=max_waiting,
-            reset=reset,
-        )
-        self.name = name
-        self.module = module
-        self.profile: DriverProfile = profile
-        self._args = args
-        self._kwargs = profile.connect_kwargs(connect_kwargs, config.connect_timeout)
-        self._reset: Callable[[Any], object] | None = (
-            profile.reset if reset == "rollback" else reset  # type: ignore[assignment]
-        )
-        self._state = PoolState(config)
-        self._lock = threading.Lock()
-        self._released = Released(name)
+    def _setup(self) -> None:
         self._abandoned: deque[Entry] = deque()
         self._worker: MaintenanceWorker | None = None
-        logger.info("pool %r: opened (min_size=%d, max_size=%d)", name, min_size, max_size)
+        config = self._config
+        logger.info(
+            "pool %r: opened (min_size=%d, max_size=%d)",
+            self.name,
+            config.min_size,
+            config.max_size,
+        )
         if config.min_size:
             try:
                 self._maintain()
@@ -114,15 +53,6 @@ class ConnectionPool:
                 self.close()
                 raise
             self._start_worker()
-
-    @classmethod
-    def from_url(cls, url: str, **settings: Any) -> ConnectionPool:
-        """Create a pool from a SQLAlchemy-style URL (``postgresql+psycopg2://u:p@h/db``).
-
-        Keywords are pool settings, or further ``connect()`` keywords for the driver.
-        """
-        parsed = parse_url(url)
-        return cls(parsed.import_driver(), **{**parsed.kwargs, **settings})
 
     # -- checkout ------------------------------------------------------------------------
 
@@ -141,14 +71,20 @@ class ConnectionPool:
         state = self._state
         now = _monotonic()
         waiter = None
-        with self._lock:
-            got = state.checkout(now)
-            if got is None:
-                waiter = state.add_waiter(now, timeout, threading.Lock())
-                waiter.signal.acquire()
-            plan = state.take_plan() if state.plan is not None else None
-        if plan is not None:
+        while True:
+            with self._lock:
+                got = state.checkout(now)
+                plan = state.take_plan() if state.plan is not None else None
+                if got is None and plan is None:
+                    waiter = state.add_waiter(now, timeout, threading.Lock())
+                    waiter.signal.acquire()
+            if plan is None:
+                break
             self._carry_out(plan)
+            if got is not None:
+                break
+            # Expired idle connections were closed and freed their slots: look again
+            # (a waiter that queued meanwhile gets a freed slot first).
         if waiter is not None:
             got = self._wait(waiter, now, timeout)
         if got is CONNECT:
@@ -229,11 +165,6 @@ class ConnectionPool:
             raise attempt.error
         return attempt.conn
 
-    def _connect_driver(self) -> Any:
-        conn = self.module.connect(*self._args, **self._kwargs)
-        logger.debug("pool %r: connected", self.name)
-        return conn
-
     def _late_connect(self, conn: Any) -> None:
         """Close a connection that arrived after its caller gave up, and free its slot."""
         if conn is not None:
@@ -275,13 +206,7 @@ class ConnectionPool:
         try:
             self._reset(entry.conn)  # type: ignore[misc]
         except Exception as exc:
-            logger.warning(
-                "pool %r: reset failed (%s: %s); closing the connection",
-                self.name,
-                type(exc).__name__,
-                exc,
-            )
-            return "reset_failed"
+            return self._reset_failed(exc)
         except BaseException:
             # Interrupted mid-reset: the session state is unknown, so close it, free the
             # slot, and let the interruption go on.
@@ -293,15 +218,6 @@ class ConnectionPool:
                 self._carry_out(plan)
             raise
         return None
-
-    def _foreign(self, conn: object) -> ForeignConnection:
-        if isinstance(conn, PooledConnection):
-            what = f"a connection of pool {conn._pool.name!r}"
-        else:
-            what = f"a {type(conn).__module__}.{type(conn).__qualname__} object"
-        return ForeignConnection(
-            f"pool {self.name!r}: put() got {what}, which this pool did not hand out"
-        )
 
     # -- background work -----------------------------------------------------------------
 
@@ -336,20 +252,6 @@ class ConnectionPool:
                 exc,
             )
             return None
-
-    def _close_quietly(self, conn: Any, reason: str) -> None:
-        try:
-            conn.close()
-        except Exception as exc:
-            logger.warning(
-                "pool %r: closing a connection (%s) failed: %s: %s",
-                self.name,
-                reason,
-                type(exc).__name__,
-                exc,
-            )
-        else:
-            logger.debug("pool %r: closed a connection (%s)", self.name, reason)
 
     def _maintain(self) -> float | None:
         """Expire idle connections and refill to min_size; return seconds to the next run."""
@@ -410,6 +312,8 @@ class ConnectionPool:
 
         Waiting callers get ``PoolClosed``; so does every later ``get()``.
         """
+        if self._abandoned:
+            self._collect_abandoned()
         with self._lock:
             already = self._state.closed
             self._state.close()
@@ -423,21 +327,6 @@ class ConnectionPool:
         if not already:
             logger.info("pool %r: closed", self.name)
 
-    @property
-    def closed(self) -> bool:
-        """Tell whether :meth:`close` was called."""
-        return self._state.closed
-
-    @property
-    def config(self) -> PoolConfig:
-        """Return the validated settings."""
-        return self._config
-
-    def stats(self) -> PoolStats:
-        """Return a frozen snapshot of the sizes and counters."""
-        with self._lock:
-            return self._state.snapshot()
-
     def __enter__(self) -> ConnectionPool:
         return self
 
@@ -448,8 +337,3 @@ class ConnectionPool:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        state = self._state
-        closed = " closed" if state.closed else ""
-        return f"<{type(self).__name__} {self.name!r}{closed} {state.counts()}>"

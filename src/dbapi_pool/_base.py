@@ -1,0 +1,174 @@
+"""PoolBase: what every pool front-end shares (settings, driver profile, core, surface).
+
+The front-ends differ only in how they wait and where driver calls run; everything else,
+from validating settings to ``repr``, lives here once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ._core import PoolState, PoolStats
+from ._drivers import DriverProfile, module_name, profile_for
+from .config import PoolConfig, ResetSpec
+from .errors import ForeignConnection
+from .proxy import Released
+from .url import parse_url
+
+__all__ = ["PoolBase", "check_module"]
+
+logger = logging.getLogger("dbapi_pool")
+
+_Pool = TypeVar("_Pool", bound="PoolBase")
+
+
+def check_module(module: Any, pool_name: str) -> None:
+    """Refuse what is not a usable DB-API 2.0 module, with a clear error."""
+    if not callable(getattr(module, "connect", None)):
+        raise TypeError(
+            f"pool {pool_name!r}: {module!r} is not a DB-API 2.0 module (it has no connect())"
+        )
+    if getattr(module, "threadsafety", 1) == 0:
+        raise ValueError(
+            f"pool {pool_name!r}: {module_name(module)} declares threadsafety = 0 (its "
+            "connections may not be shared between threads), so it cannot be pooled"
+        )
+
+
+class PoolBase:
+    """Hold a pool's settings, driver profile, core state and lock.
+
+    ``module`` is the driver module (``psycopg2``, ``MySQLdb``, ``sqlite3``...); ``*args``
+    and the keywords that are not pool settings go to ``module.connect()``. Settings (in
+    seconds; ``None`` means no limit):
+
+    - ``min_size`` connections are opened at once and kept open;
+    - ``max_size`` bounds the connections open or opening; further callers wait;
+    - ``max_idle``: an idle connection is closed after that long unused (``0``: every
+      connection is closed when returned);
+    - ``max_age``: a connection older than that (less a random 0-5 %) is closed when
+      returned or found idle (``0``: closed when returned);
+    - ``connect_timeout``: ``get()`` raises ``ConnectTimeout`` if connecting takes longer;
+    - ``timeout``: how long ``get()`` waits for a connection before ``PoolTimeout``;
+    - ``max_waiting``: how many callers may wait at once (``TooManyWaiters`` beyond);
+    - ``reset``: ``"rollback"`` (default), ``None``, or a callable run on the driver
+      connection when it is returned; if it raises, the connection is closed;
+    - ``name``: shown in messages, logs and ``repr`` (default: driver, host and database).
+    """
+
+    def __init__(
+        self,
+        module: Any,
+        *args: Any,
+        min_size: int = 0,
+        max_size: int = 4,
+        max_idle: float | None = 10,
+        max_age: float | None = 30,
+        connect_timeout: float | None = 5,
+        timeout: float | None = 30,
+        max_waiting: int | None = None,
+        reset: ResetSpec = "rollback",
+        name: str | None = None,
+        **connect_kwargs: Any,
+    ) -> None:
+        profile = profile_for(module)
+        name = name if name is not None else profile.describe(connect_kwargs)
+        check_module(module, name)
+        self._config = config = PoolConfig.build(
+            name,
+            min_size=min_size,
+            max_size=max_size,
+            max_idle=max_idle,
+            max_age=max_age,
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+            max_waiting=max_waiting,
+            reset=reset,
+        )
+        self.name = name
+        self.module = module
+        self.profile: DriverProfile = profile
+        self._args = args
+        self._kwargs = profile.connect_kwargs(connect_kwargs, config.connect_timeout)
+        self._reset: Callable[[Any], object] | None = (
+            profile.reset if reset == "rollback" else reset  # type: ignore[assignment]
+        )
+        self._state = PoolState(config)
+        self._lock = threading.Lock()
+        self._released = Released(name)
+        self._setup()
+
+    def _setup(self) -> None:
+        """Finish the construction in the front-end (called last by ``__init__``)."""
+
+    @classmethod
+    def from_url(cls: type[_Pool], url: str, **settings: Any) -> _Pool:
+        """Create a pool from a SQLAlchemy-style URL (``postgresql+psycopg2://u:p@h/db``).
+
+        Keywords are pool settings, or further ``connect()`` keywords for the driver.
+        """
+        parsed = parse_url(url)
+        return cls(parsed.import_driver(), **{**parsed.kwargs, **settings})
+
+    def _connect_driver(self) -> Any:
+        """Open one driver connection (blocking), with the pool's connect arguments."""
+        conn = self.module.connect(*self._args, **self._kwargs)
+        logger.debug("pool %r: connected", self.name)
+        return conn
+
+    def _close_quietly(self, conn: Any, reason: str) -> None:
+        """Close a driver connection (blocking); log, never raise, a failure."""
+        try:
+            conn.close()
+        except Exception as exc:
+            logger.warning(
+                "pool %r: closing a connection (%s) failed: %s: %s",
+                self.name,
+                reason,
+                type(exc).__name__,
+                exc,
+            )
+        else:
+            logger.debug("pool %r: closed a connection (%s)", self.name, reason)
+
+    def _reset_failed(self, exc: BaseException) -> str:
+        logger.warning(
+            "pool %r: reset failed (%s: %s); closing the connection",
+            self.name,
+            type(exc).__name__,
+            exc,
+        )
+        return "reset_failed"
+
+    def _foreign(self, conn: object) -> ForeignConnection:
+        pool = getattr(conn, "_pool", None)
+        if isinstance(pool, PoolBase):
+            what = f"a connection of pool {pool.name!r}"
+        else:
+            what = f"a {type(conn).__module__}.{type(conn).__qualname__} object"
+        return ForeignConnection(
+            f"pool {self.name!r}: put() got {what}, which this pool did not hand out"
+        )
+
+    @property
+    def closed(self) -> bool:
+        """Tell whether the pool was closed."""
+        return self._state.closed
+
+    @property
+    def config(self) -> PoolConfig:
+        """Return the validated settings."""
+        return self._config
+
+    def stats(self) -> PoolStats:
+        """Return a frozen snapshot of the sizes and counters."""
+        with self._lock:
+            return self._state.snapshot()
+
+    def __repr__(self) -> str:
+        state = self._state
+        closed = " closed" if state.closed else ""
+        return f"<{type(self).__name__} {self.name!r}{closed} {state.counts()}>"

@@ -1,0 +1,161 @@
+"""ConnectionPool with each real driver against its real server (or a sqlite file)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dbapi_pool.errors import ConnectionReleased
+
+from .support import Database, scalar, wait_until
+
+
+class Boom(Exception):
+    """Raised by a test inside a ``with pool.connection()`` block."""
+
+
+def test_classic_get_put(dbenv: Database) -> None:
+    pool = dbenv.make_pool()
+    conn = pool.get()
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT 1")
+        assert cur.fetchone()[0] == 1
+    finally:
+        pool.put(conn)
+    stats = pool.stats()
+    assert (stats.checkouts, stats.connects, stats.in_use, stats.idle) == (1, 1, 0, 1)
+
+
+def test_put_rolls_back_and_the_session_is_reused(dbenv: Database) -> None:
+    table = dbenv.create_table()
+    pool = dbenv.make_pool(max_size=1)
+    conn = pool.get()
+    session = dbenv.session_id(conn)
+    cur = conn.cursor()
+    cur.execute(f"INSERT INTO {table} (v) VALUES (1)")
+    cur.close()
+    assert scalar(conn, f"SELECT count(*) FROM {table}") == 1  # its own uncommitted row
+    assert wait_until(lambda: dbenv.in_transaction(session))
+    pool.put(conn)  # no commit
+
+    # The reset happened at put(), not lazily at the next get().
+    assert wait_until(lambda: not dbenv.in_transaction(session))
+    assert dbenv.committed_rows(table) == 0
+
+    again = pool.get()
+    try:
+        assert dbenv.session_id(again) == session  # the very same server session
+        if dbenv.server == "sqlite":
+            assert again.raw is session
+        assert scalar(again, f"SELECT count(*) FROM {table}") == 0
+    finally:
+        pool.put(again)
+    assert pool.stats().connects == 1
+
+
+def test_commit_is_visible_from_another_pooled_connection(dbenv: Database) -> None:
+    table = dbenv.create_table()
+    pool = dbenv.make_pool(max_size=2)
+    writer = pool.get()
+    reader = pool.get()
+    try:
+        assert dbenv.session_id(writer) != dbenv.session_id(reader)
+        cur = writer.cursor()
+        cur.execute(f"INSERT INTO {table} (v) VALUES (42)")
+        cur.close()
+        writer.commit()
+        assert scalar(reader, f"SELECT v FROM {table}") == 42
+        assert pool.stats().in_use == 2
+    finally:
+        pool.put(writer)
+        pool.put(reader)
+    assert pool.stats().idle == 2
+
+
+def test_returned_proxy_refuses_use(dbenv: Database) -> None:
+    pool = dbenv.make_pool()
+    conn = pool.get()
+    assert scalar(conn, "SELECT 1") == 1
+    pool.put(conn)
+    assert conn.released
+    with pytest.raises(ConnectionReleased):
+        conn.cursor()
+    with pytest.raises(ConnectionReleased):
+        conn.commit()
+    with pytest.raises(ConnectionReleased):
+        conn.rollback()
+    with pytest.raises(ConnectionReleased):
+        _ = conn.raw
+    with pytest.raises(ConnectionReleased):
+        conn.some_attribute = 1
+    before = pool.stats()
+    pool.put(conn)  # a second put is harmless
+    conn.close()  # and so is close() on a returned proxy
+    assert pool.stats() == before
+    assert before.idle == 1
+
+
+@pytest.mark.parametrize("setting", ["max_idle", "max_age"])
+def test_zero_max_idle_or_max_age_closes_on_return(dbenv: Database, setting: str) -> None:
+    pool = dbenv.make_pool(**{setting: 0})
+    conn = pool.get()
+    session = dbenv.session_id(conn)
+    assert dbenv.is_alive(session)
+    pool.put(conn)
+    assert dbenv.wait_gone([session]), f"session {session!r} still open after put()"
+    stats = pool.stats()
+    assert stats.size == 0
+    assert stats.idle == 0
+    assert stats.closes["close_on_return"] == 1
+
+    again = pool.get()  # a fresh connection, on a new session
+    try:
+        assert dbenv.session_id(again) != session
+    finally:
+        pool.put(again)
+
+
+def test_idle_timer_closes_without_further_pool_calls(dbenv: Database) -> None:
+    pool = dbenv.make_pool(max_idle=0.3)
+    conn = pool.get()
+    session = dbenv.session_id(conn)
+    pool.put(conn)
+    assert dbenv.is_alive(session)
+    # No call into the pool from here on: only its own timer can close the connection.
+    assert dbenv.wait_gone([session], timeout=5.0), (
+        f"idle session {session!r} still open 5 s after put() with max_idle=0.3"
+    )
+    stats = pool.stats()
+    assert stats.closes["max_idle"] == 1
+    assert (stats.size, stats.idle) == (0, 0)
+
+
+def test_connection_block_commits_on_success(dbenv: Database) -> None:
+    table = dbenv.create_table()
+    pool = dbenv.make_pool()
+    with pool.connection() as conn:
+        cur = conn.cursor()
+        cur.execute(f"INSERT INTO {table} (v) VALUES (7)")
+        cur.close()
+    assert conn.released
+    assert dbenv.committed_rows(table) == 1
+    assert pool.stats().in_use == 0
+
+
+def test_connection_block_rolls_back_on_exception(dbenv: Database) -> None:
+    table = dbenv.create_table()
+    pool = dbenv.make_pool(max_size=1)
+    with pytest.raises(Boom):
+        with pool.connection() as conn:
+            session = dbenv.session_id(conn)
+            cur = conn.cursor()
+            cur.execute(f"INSERT INTO {table} (v) VALUES (7)")
+            cur.close()
+            raise Boom
+    assert conn.released
+    assert dbenv.committed_rows(table) == 0
+    assert not dbenv.in_transaction(session)
+    with pool.connection() as conn:
+        assert dbenv.session_id(conn) == session  # the connection was kept, not closed
+        assert scalar(conn, f"SELECT count(*) FROM {table}") == 0
+    assert pool.stats().in_use == 0
