@@ -1,5 +1,6 @@
 """dbapi-pool: a connection pool for any DB-API 2.0 driver."""
 
+from ._async import AsyncConnectionPool, AsyncCursor, AsyncPooledConnection
 from ._core import PoolStats
 from ._drivers import DriverProfile, register_profile
 from ._sync import ConnectionPool
@@ -14,12 +15,16 @@ from .errors import (
     PoolTimeout,
     TooManyWaiters,
     UnknownHost,
+    WrongEventLoop,
 )
 from .proxy import PooledConnection
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncConnectionPool",
+    "AsyncCursor",
+    "AsyncPooledConnection",
     "ConnectTimeout",
     "ConnectionPool",
     "ConnectionReleased",
@@ -34,5 +39,6 @@ __all__ = [
     "PooledConnection",
     "TooManyWaiters",
     "UnknownHost",
+    "WrongEventLoop",
     "register_profile",
 ]

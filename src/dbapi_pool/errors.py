@@ -17,6 +17,7 @@ __all__ = [
     "PoolTimeout",
     "TooManyWaiters",
     "UnknownHost",
+    "WrongEventLoop",
 ]
 
 
@@ -54,3 +55,7 @@ class UnknownHost(PoolError, KeyError):
     def __str__(self) -> str:
         # KeyError.__str__ would repr() the message and wrap it in quotes.
         return str(self.args[0]) if self.args else ""
+
+
+class WrongEventLoop(PoolError, RuntimeError):
+    """An async pool was used from an event loop other than the one it was opened on."""

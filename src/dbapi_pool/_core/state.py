@@ -85,12 +85,14 @@ class Waiter:
     closed). ``signal`` belongs to the front-end (a lock, a future, a green event).
     """
 
-    __slots__ = ("deadline", "result", "signal")
+    __slots__ = ("active", "deadline", "result", "signal")
 
     def __init__(self, deadline: float, signal: Any) -> None:
         self.deadline = deadline
         self.signal = signal
         self.result: Entry | ConnectGrant | BaseException | None = None
+        #: False once withdrawn by :meth:`PoolState.cancel_waiter` (which is idempotent).
+        self.active = True
 
 
 class Plan:
@@ -192,12 +194,12 @@ class PoolState:
 
     # -- checkout ------------------------------------------------------------------------
 
-    def checkout(self, now: float) -> Entry | ConnectGrant | None:
+    def checkout(self, now: float, *, connect: bool = True) -> Entry | ConnectGrant | None:
         """Take the newest reusable idle entry, or a slot to connect into, or ``None``.
 
-        ``None`` means the pool is at ``max_size`` with nothing idle: the caller must wait
-        (:meth:`add_waiter`) or give up. Expired idle entries met on the way are retired
-        into the plan.
+        ``None`` means the pool is at ``max_size`` with nothing idle (or ``connect`` is
+        false and nothing is idle): the caller must wait (:meth:`add_waiter`) or give up.
+        Expired idle entries met on the way are retired into the plan.
         """
         if self.closed:
             raise self.closed_error()
@@ -218,7 +220,7 @@ class PoolState:
             entry.state = IN_USE
             self._counters["checkouts"] += 1
             return entry
-        if self.size < self.config.max_size:
+        if connect and self.size < self.config.max_size:
             self.size += 1
             self.connecting += 1
             return CONNECT
@@ -248,6 +250,9 @@ class PoolState:
         waiter that timed out or was cancelled in the meantime goes to the next waiter or
         back to the idle stack, never lost.
         """
+        if not waiter.active:
+            return
+        waiter.active = False
         result = waiter.result
         if result is None:
             self.waiters.remove(waiter)
@@ -282,24 +287,25 @@ class PoolState:
 
     # -- connecting ----------------------------------------------------------------------
 
-    def connected(self, conn: Any, now: float) -> Entry | None:
+    def connected(self, conn: Any, now: float, info: Any = None) -> Entry | None:
         """Record a connection opened by a caller into its reserved slot; return its entry.
 
-        Returns ``None`` if the pool was closed meanwhile: the new connection is then in
-        the plan, to be closed.
+        ``info`` is the front-end's data for the entry. Returns ``None`` if the pool was
+        closed meanwhile: the new connection is then in the plan, to be closed.
         """
         self.connecting -= 1
         self._counters["connects"] += 1
         entry = Entry(conn, now, self._expiry(now))
+        entry.info = info
         if self.closed:
             self._retire(entry, "pool_closed")
             return None
         self._counters["checkouts"] += 1
         return entry
 
-    def add_idle(self, conn: Any, now: float) -> Entry | None:
+    def add_idle(self, conn: Any, now: float, info: Any = None) -> Entry | None:
         """Record a connection the pool opened for itself (``Plan.connect``)."""
-        entry = self.connected(conn, now)
+        entry = self.connected(conn, now, info)
         if entry is not None:
             self._counters["checkouts"] -= 1
             self._return_entry(entry, now)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SECRET_KWARGS", "DriverProfile", "rollback"]
+__all__ = ["SECRET_KWARGS", "DriverProfile", "cancel_through_new_session", "rollback"]
 
 #: Connect arguments never shown anywhere (repr, log line, exception message).
 SECRET_KWARGS = frozenset({"password", "passwd", "pass", "token", "secret", "sslpassword"})
@@ -20,6 +20,23 @@ SECRET_KWARGS = frozenset({"password", "passwd", "pass", "token", "secret", "ssl
 def rollback(conn: Any) -> None:
     """Roll back whatever the borrower left open (the default reset)."""
     conn.rollback()
+
+
+def cancel_through_new_session(statement: str) -> Callable[[Callable[[], Any], Any, Any], None]:
+    """Build a ``cancel`` that runs ``statement % session_id`` on a short-lived session."""
+
+    def cancel(connect: Callable[[], Any], conn: Any, session_id: Any) -> None:
+        if session_id is None:
+            return
+        killer = connect()
+        try:
+            cursor = killer.cursor()
+            cursor.execute(statement % int(session_id))
+            cursor.close()
+        finally:
+            killer.close()
+
+    return cancel
 
 
 @dataclass(frozen=True)
@@ -48,6 +65,13 @@ class DriverProfile:
     )
     defaults: Mapping[str, Any] = field(default_factory=dict)
     reset: Callable[[Any], None] = rollback
+    #: Read, right after connecting, what identifies the session on the server (the
+    #: backend pid, the MySQL thread id): later the connection may be too busy to ask.
+    session_id: Callable[[Any], Any] | None = None
+    #: Ask the server to stop the call a connection is running, from another thread:
+    #: ``cancel(connect, conn, session_id)``, where ``connect()`` opens a new connection
+    #: with the pool's arguments (for drivers that cancel through a second session).
+    cancel: Callable[[Callable[[], Any], Any, Any], None] | None = None
 
     def connect_kwargs(
         self, kwargs: Mapping[str, Any], connect_timeout: float | None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .base import DriverProfile
+from typing import Any
+
+from .base import DriverProfile, cancel_through_new_session
 
 __all__ = ["PG8000", "PSYCOPG", "PSYCOPG2"]
 
@@ -15,12 +17,34 @@ _LIBPQ_KEYS = {
 }
 
 # libpq's connect_timeout is in whole seconds and covers only the connection attempt.
+
+
+def _libpq_cancel(connect: Any, conn: Any, session_id: Any) -> None:
+    # libpq's cancel request: thread-safe, on a separate socket, made for exactly this.
+    conn.cancel()
+
+
+def _psycopg_cancel(connect: Any, conn: Any, session_id: Any) -> None:
+    # cancel_safe() (psycopg >= 3.2) does not block other threads while it waits.
+    getattr(conn, "cancel_safe", conn.cancel)()
+
+
+def _backend_pid(conn: Any) -> Any:
+    cursor = conn.cursor()
+    cursor.execute("SELECT pg_backend_pid()")
+    (pid,) = cursor.fetchone()
+    cursor.close()
+    conn.rollback()  # pg8000 opened a transaction for the SELECT
+    return pid
+
+
 PSYCOPG2 = DriverProfile(
     name="psycopg2",
     database_kwarg="dbname",
     connect_timeout_kwarg="connect_timeout",
     connect_timeout_integer=True,
     url_keys=_LIBPQ_KEYS,
+    cancel=_libpq_cancel,
 )
 
 PSYCOPG = DriverProfile(
@@ -29,8 +53,14 @@ PSYCOPG = DriverProfile(
     connect_timeout_kwarg="connect_timeout",
     connect_timeout_integer=True,
     url_keys=_LIBPQ_KEYS,
+    cancel=_psycopg_cancel,
 )
 
 # pg8000's ``timeout`` is a socket timeout for every later query too, so the pool does not
 # set it: a long query would be cut off. The pool's own connect_timeout still applies.
-PG8000 = DriverProfile(name="pg8000")
+# pg8000 has no cancel request of its own: cancel through a second session.
+PG8000 = DriverProfile(
+    name="pg8000",
+    session_id=_backend_pid,
+    cancel=cancel_through_new_session("SELECT pg_cancel_backend(%d)"),
+)

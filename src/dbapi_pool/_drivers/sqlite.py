@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .base import DriverProfile
+
+
+def _interrupt(connect: Any, conn: Any, session_id: Any) -> None:
+    # sqlite3's interrupt() is meant to be called from another thread.
+    conn.interrupt()
+
 
 __all__ = ["SQLITE3"]
 
@@ -13,4 +21,5 @@ SQLITE3 = DriverProfile(
     name="sqlite3",
     url_keys={"database": "database"},
     defaults={"check_same_thread": False},
+    cancel=_interrupt,
 )

@@ -1,0 +1,239 @@
+"""The async facades of a pooled connection and its cursors.
+
+Every operation that may wait on the server (execute, fetch, commit, rollback, close) runs
+as one job on the connection's own thread; what is pure bookkeeping (creating a cursor,
+reading ``description``) runs inline. A call whose task is cancelled is not abandoned
+mid-flight: the pool takes the connection back, asks the server to cancel, and reuses or
+closes the connection only once the call has really returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Generator, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConnectionReleased
+
+if TYPE_CHECKING:
+    from .._core import Entry
+    from .pool import AsyncConnectionPool
+    from .threads import ConnectionThread
+
+__all__ = ["AsyncCursor", "AsyncPooledConnection"]
+
+#: Rows fetched per job by ``async for row in cursor``.
+ITERATION_BATCH = 100
+
+
+def _execute(cursor: Any, sql: str, params: Any) -> None:
+    # Some drivers (sqlite3) refuse params=None: pass only what was given.
+    if params is None:
+        cursor.execute(sql)
+    else:
+        cursor.execute(sql, params)
+
+
+class AsyncPooledConnection:
+    """Offload a pooled driver connection's operations for the length of one checkout.
+
+    ``await conn.commit()``, ``await conn.rollback()``, ``conn.cursor()`` (awaitable and an
+    async context manager), ``await conn.execute(sql, params)`` (a new cursor),
+    ``await conn.run(fn, *args)`` (any blocking code, in the connection's own thread, with
+    ``conn.raw`` the driver's connection). ``await conn.close()`` returns it to the pool;
+    so does leaving ``async with conn:`` after committing (or rolling back on an exception).
+    """
+
+    __slots__ = ("__weakref__", "_conn", "_entry", "_pool", "_thread")
+
+    def __init__(self, pool: AsyncConnectionPool, entry: Entry) -> None:
+        self._pool = pool
+        self._entry: Entry | None = entry
+        self._conn: Any = entry.conn
+        self._thread: ConnectionThread = entry.info.thread
+
+    @property
+    def raw(self) -> Any:
+        """Return the driver's connection: use it only inside :meth:`run`."""
+        if self._entry is None:
+            raise self._released_error()
+        return self._conn
+
+    @property
+    def released(self) -> bool:
+        """Tell whether this connection has gone back to its pool."""
+        return self._entry is None
+
+    def _released_error(self) -> ConnectionReleased:
+        return ConnectionReleased(
+            f"this connection was returned to pool {self._pool.name!r} and can no longer "
+            "be used; get() a new one"
+        )
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` in the connection's own thread and return its result."""
+        if self._entry is None:
+            raise self._released_error()
+        fut = self._thread.submit(fn, *args)
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            self._pool._cancelled_mid_call(self)
+            raise
+
+    def cursor(self, *args: Any, **kwargs: Any) -> AsyncCursor:
+        """Return a new cursor: ``cur = await conn.cursor()`` or ``async with conn.cursor()``."""
+        return AsyncCursor(self, self.raw.cursor(*args, **kwargs))
+
+    async def execute(self, sql: str, params: Any = None) -> AsyncCursor:
+        """Run ``sql`` on a new cursor and return the cursor, ready to fetch from."""
+        cursor = self.cursor()
+        await cursor.execute(sql, params)
+        return cursor
+
+    async def commit(self) -> None:
+        """Commit the current transaction."""
+        await self.run(self.raw.commit)
+
+    async def rollback(self) -> None:
+        """Roll back the current transaction."""
+        await self.run(self.raw.rollback)
+
+    async def close(self) -> None:
+        """Return the connection to its pool (a second call does nothing)."""
+        if self._entry is not None:
+            await self._pool.put(self)
+
+    def _release(self) -> Entry | None:
+        """Detach from the connection; return its entry, or ``None`` if already detached."""
+        entry, self._entry = self._entry, None
+        return entry
+
+    async def __aenter__(self) -> AsyncPooledConnection:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Commit (or roll back after an exception), then return the connection."""
+        if self._entry is None:
+            return
+        try:
+            if exc_type is None:
+                await self.commit()
+            elif not issubclass(exc_type, asyncio.CancelledError):
+                # A cancelled call already sent the connection back through the pool.
+                try:
+                    await self.rollback()
+                except Exception:
+                    pass  # the reset on return closes a connection that cannot roll back
+        finally:
+            await self.close()
+
+    def __del__(self) -> None:
+        # Collected while checked out: the pool closes the connection and frees its slot
+        # (lock-free hand-over: the collector may run anywhere).
+        entry = self._entry
+        if entry is not None:
+            try:
+                self._pool._abandon(entry)
+            except Exception:
+                pass
+
+    def __repr__(self) -> str:
+        entry = self._entry
+        if entry is None:
+            return f"<AsyncPooledConnection of {self._pool.name!r} (released)>"
+        return f"<AsyncPooledConnection #{entry.serial} of {self._pool.name!r}>"
+
+
+class AsyncCursor:
+    """Offload a driver cursor's operations; ``raw`` is the driver's cursor."""
+
+    __slots__ = ("_buffer", "_conn", "raw")
+
+    def __init__(self, conn: AsyncPooledConnection, raw: Any) -> None:
+        self._conn = conn
+        self.raw = raw
+        self._buffer: list[Any] = []
+
+    def __await__(self) -> Generator[Any, None, AsyncCursor]:
+        # ``await conn.cursor()`` works: creating a cursor does no I/O, so nothing waits.
+        return self
+        yield  # pragma: no cover  (makes this a generator)
+
+    async def execute(self, sql: str, params: Any = None) -> AsyncCursor:
+        """Run a statement; return the cursor."""
+        self._buffer = []
+        await self._conn.run(_execute, self.raw, sql, params)
+        return self
+
+    async def executemany(self, sql: str, seq_of_params: Iterable[Any]) -> AsyncCursor:
+        """Run a statement once for each parameter set; return the cursor."""
+        self._buffer = []
+        await self._conn.run(self.raw.executemany, sql, list(seq_of_params))
+        return self
+
+    async def fetchone(self) -> Any:
+        """Fetch the next row, or ``None``."""
+        if self._buffer:
+            return self._buffer.pop(0)
+        return await self._conn.run(self.raw.fetchone)
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        """Fetch up to ``size`` rows (default: ``arraysize``)."""
+        size = self.raw.arraysize if size is None else size
+        rows, self._buffer = self._buffer[:size], self._buffer[size:]
+        if len(rows) < size:
+            rows += await self._conn.run(self.raw.fetchmany, size - len(rows))
+        return rows
+
+    async def fetchall(self) -> list[Any]:
+        """Fetch every remaining row."""
+        rows, self._buffer = self._buffer, []
+        return rows + list(await self._conn.run(self.raw.fetchall))
+
+    async def close(self) -> None:
+        """Close the cursor."""
+        await self._conn.run(self.raw.close)
+
+    @property
+    def description(self) -> Any:
+        """Return the driver cursor's ``description``."""
+        return self.raw.description
+
+    @property
+    def rowcount(self) -> int:
+        """Return the driver cursor's ``rowcount``."""
+        return int(self.raw.rowcount)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+    def __aiter__(self) -> AsyncCursor:
+        return self
+
+    async def __anext__(self) -> Any:
+        if not self._buffer:
+            self._buffer = list(
+                await self._conn.run(self.raw.fetchmany, max(self.raw.arraysize, ITERATION_BATCH))
+            )
+            if not self._buffer:
+                raise StopAsyncIteration
+        return self._buffer.pop(0)
+
+    async def __aenter__(self) -> AsyncCursor:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._conn.released:
+            await self.close()
