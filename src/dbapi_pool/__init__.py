@@ -5,7 +5,7 @@ from ._core import PoolStats
 from ._drivers import DriverProfile, register_profile
 from ._sync import ConnectionPool
 from .config import PoolConfig
-from .connector import DatabaseConnector
+from .connector import AsyncDatabaseConnector, DatabaseConnector
 from .errors import (
     ConnectionReleased,
     ConnectTimeout,
@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncConnectionPool",
     "AsyncCursor",
+    "AsyncDatabaseConnector",
     "AsyncPooledConnection",
     "ConnectTimeout",
     "ConnectionPool",

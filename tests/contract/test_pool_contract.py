@@ -1,6 +1,8 @@
 """The pool's behaviour, as seen by its callers, on the fake driver with real threads.
 
-Each test is one rule. Waits are bounded generously; nothing asserts on speed.
+Written once and run on every flavour (``make_pool`` comes from this folder's conftest):
+the threaded ConnectionPool and the AsyncConnectionPool behind a blocking facade. Each
+test is one rule. Waits are bounded generously; nothing asserts on speed.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from dbapi_pool import (
 )
 from dbapi_pool.testing.fakedb import FakeDatabase, OperationalError
 
-MakePool = Callable[..., ConnectionPool]
+MakePool = Callable[..., Any]
+threads_only = pytest.mark.parametrize("flavour", ["threads"], indirect=True)
 
 
 def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
@@ -63,6 +66,7 @@ def test_returned_connection_is_reused(db: FakeDatabase, make_pool: MakePool) ->
     assert db.connects == 1
 
 
+@threads_only
 def test_proxy_delegates_to_the_driver_connection(db: FakeDatabase, make_pool: MakePool) -> None:
     pool = make_pool(db)
     conn = pool.get()
@@ -80,10 +84,17 @@ def test_returned_proxy_refuses_every_use(db: FakeDatabase, make_pool: MakePool)
     with pytest.raises(ConnectionReleased, match="returned to pool 'test'"):
         conn.cursor()
     with pytest.raises(ConnectionReleased):
-        conn.autocommit = True
-    with pytest.raises(ConnectionReleased):
         _ = conn.raw
     assert conn.released
+
+
+@threads_only
+def test_returned_proxy_refuses_attribute_changes(db: FakeDatabase, make_pool: MakePool) -> None:
+    pool = make_pool(db)
+    conn = pool.get()
+    pool.put(conn)
+    with pytest.raises(ConnectionReleased):
+        conn.autocommit = True
 
 
 def test_second_put_of_the_same_proxy_changes_nothing(
@@ -209,12 +220,32 @@ def test_get_times_out_with_the_pool_name_and_counts(db: FakeDatabase, make_pool
 
 def test_get_nowait_refuses_at_once_when_full(db: FakeDatabase, make_pool: MakePool) -> None:
     pool = make_pool(db, max_size=1, timeout=30)
-    held = pool.get_nowait()  # below max_size: opens one
+    held = pool.get()
+    started = time.monotonic()
     with pytest.raises(PoolTimeout):
         pool.get_nowait()
+    assert time.monotonic() - started < 5
     pool.put(held)
 
 
+def test_get_nowait_takes_an_idle_connection(db: FakeDatabase, make_pool: MakePool) -> None:
+    pool = make_pool(db, max_size=1)
+    pool.put(pool.get())
+    conn = pool.get_nowait()
+    assert conn.raw is db.connections[0]
+    pool.put(conn)
+
+
+@threads_only
+def test_threaded_get_nowait_opens_a_connection_below_max_size(
+    db: FakeDatabase, make_pool: MakePool
+) -> None:
+    pool = make_pool(db, max_size=1)
+    pool.put(pool.get_nowait())
+    assert db.connects == 1
+
+
+@threads_only
 def test_get_nowait_replaces_an_expired_idle_connection_of_a_full_pool(
     db: FakeDatabase, make_pool: MakePool
 ) -> None:
@@ -319,14 +350,14 @@ def test_min_size_connections_open_at_construction(make_pool: MakePool) -> None:
     assert (db.connects, pool.stats().idle) == (2, 2)
 
 
-def test_threadsafety_zero_module_is_refused() -> None:
+def test_threadsafety_zero_module_is_refused(make_pool: MakePool) -> None:
     with pytest.raises(ValueError, match="threadsafety = 0"):
-        ConnectionPool(FakeDatabase(threadsafety=0))
+        make_pool(FakeDatabase(threadsafety=0))
 
 
-def test_object_without_connect_is_refused() -> None:
+def test_object_without_connect_is_refused(make_pool: MakePool) -> None:
     with pytest.raises(TypeError, match="not a DB-API 2.0 module"):
-        ConnectionPool(object())
+        make_pool(object())
 
 
 # -- closing on return and the idle timer ------------------------------------------------
@@ -373,7 +404,7 @@ def test_idle_timer_refills_to_min_size(
     assert db.connects == 2
 
 
-def test_pool_is_collected_and_its_worker_stops(eventually: Callable[..., bool]) -> None:
+def test_threaded_pool_is_collected_and_its_worker_stops(eventually: Callable[..., bool]) -> None:
     db = FakeDatabase()
     pool = ConnectionPool(db, max_idle=60)
     pool.put(pool.get())
@@ -419,8 +450,8 @@ def test_get_after_close_raises(db: FakeDatabase, make_pool: MakePool) -> None:
         pool.get()
 
 
-def test_pool_as_context_manager_closes(db: FakeDatabase) -> None:
-    with ConnectionPool(db) as pool:
+def test_pool_as_context_manager_closes(db: FakeDatabase, make_pool: MakePool) -> None:
+    with make_pool(db) as pool:
         pool.put(pool.get())
     assert pool.closed
     assert db.connections[0].closed
@@ -450,14 +481,16 @@ def test_repr_shows_the_counts(db: FakeDatabase, make_pool: MakePool) -> None:
     pool = make_pool(db, max_size=3, name="orders")
     conn = pool.get()
     pool.put(pool.get())
-    assert repr(pool) == "<ConnectionPool 'orders' idle=1 in_use=1 waiting=0 max=3>"
-    assert repr(conn).startswith("<PooledConnection #")
+    assert repr(pool).endswith("ConnectionPool 'orders' idle=1 in_use=1 waiting=0 max=3>")
+    assert "PooledConnection #" in repr(conn)
 
 
 def test_password_never_shows(make_pool: MakePool, caplog: pytest.LogCaptureFixture) -> None:
     db = FakeDatabase()
     with caplog.at_level(logging.DEBUG, logger="dbapi_pool"):
-        pool = ConnectionPool(db, max_size=1, host="h", password="s3cret-pw", passwd="s3cret-pw")
+        pool = make_pool(
+            db, max_size=1, host="h", password="s3cret-pw", passwd="s3cret-pw", name=None
+        )
         conn = pool.get()
         with pytest.raises(PoolTimeout) as caught:
             pool.get(timeout=0)

@@ -1,0 +1,141 @@
+"""Drive every pool flavour through one blocking interface, so the contract is written once.
+
+The threaded ``ConnectionPool`` already has it. ``AsyncFacade`` runs an
+``AsyncConnectionPool`` on an event loop of its own, in a background thread, and turns each
+call into a blocking one: tests may then call it from several threads at once, exactly as
+they call the threaded pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from dbapi_pool import AsyncConnectionPool, AsyncCursor, AsyncPooledConnection
+
+T = TypeVar("T")
+
+#: Generous: these machines are shared and noisy.
+CALL_TIMEOUT = 30.0
+
+
+class LoopThread:
+    """Run an event loop in a daemon thread until stopped."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(CALL_TIMEOUT)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(CALL_TIMEOUT)
+        self.loop.close()
+
+
+class FacadeCursor:
+    def __init__(self, runner: LoopThread, inner: AsyncCursor) -> None:
+        self._runner = runner
+        self.inner = inner
+
+    def execute(self, sql: str, params: Any = None) -> FacadeCursor:
+        self._runner.run(self.inner.execute(sql, params))
+        return self
+
+    def fetchone(self) -> Any:
+        return self._runner.run(self.inner.fetchone())
+
+    def fetchall(self) -> Any:
+        return self._runner.run(self.inner.fetchall())
+
+
+class FacadeConnection:
+    def __init__(self, runner: LoopThread, inner: AsyncPooledConnection) -> None:
+        self._runner = runner
+        self.inner = inner
+
+    def cursor(self) -> FacadeCursor:
+        return FacadeCursor(self._runner, self.inner.cursor())
+
+    def commit(self) -> None:
+        self._runner.run(self.inner.commit())
+
+    def rollback(self) -> None:
+        self._runner.run(self.inner.rollback())
+
+    def close(self) -> None:
+        self._runner.run(self.inner.close())
+
+    @property
+    def raw(self) -> Any:
+        return self.inner.raw
+
+    @property
+    def released(self) -> bool:
+        return self.inner.released
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
+
+
+class AsyncFacade:
+    """Present an AsyncConnectionPool with the blocking ConnectionPool's interface."""
+
+    def __init__(self, runner: LoopThread, pool: AsyncConnectionPool) -> None:
+        self._runner = runner
+        self.inner = pool
+        runner.run(pool.open())
+
+    def get(self, timeout: float | None = None) -> FacadeConnection:
+        return FacadeConnection(self._runner, self._runner.run(self.inner.get(timeout)))
+
+    def get_nowait(self) -> FacadeConnection:
+        async def take() -> AsyncPooledConnection:
+            return self.inner.get_nowait()
+
+        return FacadeConnection(self._runner, self._runner.run(take()))
+
+    def put(self, conn: Any) -> None:
+        inner = conn.inner if isinstance(conn, FacadeConnection) else conn
+        self._runner.run(self.inner.put(inner))
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[FacadeConnection]:
+        manager = self.inner.connection(timeout)
+        conn = FacadeConnection(self._runner, self._runner.run(manager.__aenter__()))
+        try:
+            yield conn
+        except BaseException as exc:
+            self._runner.run(manager.__aexit__(type(exc), exc, exc.__traceback__))
+            raise
+        else:
+            self._runner.run(manager.__aexit__(None, None, None))
+
+    def close(self) -> None:
+        self._runner.run(self.inner.close())
+
+    def stats(self) -> Any:
+        return self.inner.stats()
+
+    @property
+    def closed(self) -> bool:
+        return self.inner.closed
+
+    @property
+    def config(self) -> Any:
+        return self.inner.config
+
+    def __enter__(self) -> AsyncFacade:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
