@@ -321,6 +321,15 @@ class Database:
         )
         return int(rows[0][0]) > 0
 
+    def wait_in_transaction(self, session: Any, expected: bool, timeout: float = 5.0) -> bool:
+        """Poll until :meth:`in_transaction` says ``expected``.
+
+        MariaDB refreshes INNODB_TRX only when it went unread for 0.1 s, so polling faster
+        than that would keep reading a stale cache: poll it every 0.25 s.
+        """
+        interval = 0.25 if self.server == MARIADB else 0.05
+        return wait_until(lambda: self.in_transaction(session) == expected, timeout, interval)
+
     # -- tables ---------------------------------------------------------------------------
 
     def create_table(self) -> str:

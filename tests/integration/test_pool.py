@@ -6,7 +6,7 @@ import pytest
 
 from dbapi_pool.errors import ConnectionReleased
 
-from .support import Database, scalar, wait_until
+from .support import Database, scalar
 
 
 class Boom(Exception):
@@ -35,11 +35,11 @@ def test_put_rolls_back_and_the_session_is_reused(dbenv: Database) -> None:
     cur.execute(f"INSERT INTO {table} (v) VALUES (1)")
     cur.close()
     assert scalar(conn, f"SELECT count(*) FROM {table}") == 1  # its own uncommitted row
-    assert wait_until(lambda: dbenv.in_transaction(session))
+    assert dbenv.wait_in_transaction(session, True)
     pool.put(conn)  # no commit
 
     # The reset happened at put(), not lazily at the next get().
-    assert wait_until(lambda: not dbenv.in_transaction(session))
+    assert dbenv.wait_in_transaction(session, False)
     assert dbenv.committed_rows(table) == 0
 
     again = pool.get()
@@ -154,7 +154,7 @@ def test_connection_block_rolls_back_on_exception(dbenv: Database) -> None:
             raise Boom
     assert conn.released
     assert dbenv.committed_rows(table) == 0
-    assert not dbenv.in_transaction(session)
+    assert dbenv.wait_in_transaction(session, False)
     with pool.connection() as conn:
         assert dbenv.session_id(conn) == session  # the connection was kept, not closed
         assert scalar(conn, f"SELECT count(*) FROM {table}") == 0

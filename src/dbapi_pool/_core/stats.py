@@ -17,6 +17,7 @@ CLOSE_REASONS = (
     "pool_closed",  # the pool was closed
     "late_connect",  # a connect finished after its caller's connect_timeout
     "abandoned",  # a checked-out connection was garbage-collected without put()
+    "cancelled",  # its call was cancelled and the driver has no server-side cancel
 )
 
 
