@@ -69,3 +69,46 @@ def test_sqlite_connections_work_from_any_thread(tmp_path: object) -> None:
         with pool.connection() as conn:
             assert conn.execute("SELECT count(*) FROM t").fetchone() == (4,)
     assert errors == []
+
+
+class _Status:
+    """A stand-in exposing only what the idle tests read."""
+
+    def __init__(self, **attrs: object) -> None:
+        self.__dict__.update(attrs)
+
+
+def test_libpq_idle_only_for_transaction_status_idle() -> None:
+    idle = profile_named("psycopg2").transaction_idle
+    assert idle is not None
+    assert idle(_Status(info=_Status(transaction_status=0)))
+    assert not idle(_Status(info=_Status(transaction_status=2)))  # INTRANS
+    assert not idle(_Status(info=_Status(transaction_status=4)))  # UNKNOWN: broken
+
+
+def test_pymysql_idle_reads_the_in_trans_flag_of_an_open_connection() -> None:
+    idle = profile_named("pymysql").transaction_idle
+    assert idle is not None
+    assert idle(_Status(open=True, server_status=2))  # AUTOCOMMIT only
+    assert not idle(_Status(open=True, server_status=3))  # IN_TRANS
+    assert not idle(_Status(open=False, server_status=0))
+
+
+def test_default_rollback_is_skipped_when_the_driver_says_idle(tmp_path: object) -> None:
+    calls: list[str] = []
+
+    class Conn(sqlite3.Connection):
+        def rollback(self) -> None:
+            calls.append("rollback")
+            super().rollback()
+
+    with ConnectionPool(sqlite3, database=f"{tmp_path}/x.db", factory=Conn) as pool:
+        with pool.connection() as conn:
+            conn.execute("CREATE TABLE t (x)")
+        conn = pool.get()
+        pool.put(conn)  # nothing open: no rollback
+        assert calls == []
+        conn = pool.get()
+        conn.execute("INSERT INTO t VALUES (1)")
+        pool.put(conn)  # a transaction is open: rolled back
+        assert calls == ["rollback"]

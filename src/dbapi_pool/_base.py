@@ -96,6 +96,11 @@ class PoolBase:
         self._reset: Callable[[Any], object] | None = (
             profile.reset if reset == "rollback" else reset  # type: ignore[assignment]
         )
+        #: ``conn -> True`` when surely no transaction is open (no I/O), else ``None``.
+        self._transaction_idle = profile.transaction_idle
+        # A rollback of a session with nothing open is a wasted round trip; a callable
+        # reset may do more than roll back, so it always runs.
+        self._skip_idle_reset = reset == "rollback" and profile.transaction_idle is not None
         self._state = PoolState(config)
         self._lock = threading.Lock()
         self._released = Released(name)
@@ -133,6 +138,17 @@ class PoolBase:
             )
         else:
             logger.debug("pool %r: closed a connection (%s)", self.name, reason)
+
+    def _needs_reset(self, conn: Any) -> bool:
+        """Tell whether a returned connection must go through the reset."""
+        if self._reset is None:
+            return False
+        return not (self._skip_idle_reset and self._transaction_idle(conn))  # type: ignore[misc]
+
+    def _needs_commit(self, conn: Any) -> bool:
+        """Tell whether ending a ``with`` block must send a COMMIT."""
+        idle = self._transaction_idle
+        return idle is None or not idle(conn)
 
     def _reset_failed(self, exc: BaseException) -> str:
         logger.warning(

@@ -22,6 +22,8 @@ class _Owner(Protocol):
 
     def _abandon(self, entry: Entry) -> None: ...
 
+    def _needs_commit(self, conn: Any) -> bool: ...
+
 
 class Released:
     """Stand in for the driver connection once a proxy went back: every use raises."""
@@ -115,7 +117,8 @@ class PooledConnection:
             return
         try:
             if exc_type is None:
-                self._conn.commit()
+                if self._pool._needs_commit(self._conn):
+                    self._conn.commit()
             else:
                 try:
                     self._conn.rollback()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gc
+import threading
+import time
+from typing import Any
+
 import pytest
 
 from dbapi_pool.errors import ConnectionReleased
 
-from .support import Database, scalar
+from .support import Database, driver_params, scalar, wait_until
 
 
 class Boom(Exception):
@@ -125,8 +130,9 @@ def test_idle_timer_closes_without_further_pool_calls(dbenv: Database) -> None:
     assert dbenv.wait_gone([session], timeout=5.0), (
         f"idle session {session!r} still open 5 s after put() with max_idle=0.3"
     )
+    # The worker updates the counters just after closing: allow it a moment.
+    assert wait_until(lambda: pool.stats().closes["max_idle"] == 1), pool.stats()
     stats = pool.stats()
-    assert stats.closes["max_idle"] == 1
     assert (stats.size, stats.idle) == (0, 0)
 
 
@@ -159,3 +165,80 @@ def test_connection_block_rolls_back_on_exception(dbenv: Database) -> None:
         assert dbenv.session_id(conn) == session  # the connection was kept, not closed
         assert scalar(conn, f"SELECT count(*) FROM {table}") == 0
     assert pool.stats().in_use == 0
+
+
+def test_pool_close_closes_idle_now_and_checked_out_on_return(dbenv: Database) -> None:
+    pool = dbenv.make_pool(max_size=2)
+    idle, held = pool.get(), pool.get()
+    idle_session, held_session = dbenv.session_id(idle), dbenv.session_id(held)
+    pool.put(idle)
+    pool.close()
+    assert dbenv.wait_gone([idle_session]), "idle session left open by close()"
+    assert dbenv.is_alive(held_session)
+    assert scalar(held, "SELECT 1") == 1  # still usable until returned
+    pool.put(held)
+    assert dbenv.wait_gone([held_session]), "returned session left open after close()"
+    stats = pool.stats()
+    assert stats.size == 0
+    assert stats.closes["pool_closed"] == 2
+
+
+def test_garbage_collected_proxy_is_closed_on_the_server(dbenv: Database) -> None:
+    pool = dbenv.make_pool(max_size=1)
+    conn = pool.get()
+    session = dbenv.session_id(conn)
+    del conn
+    gc.collect()
+    # The maintenance worker is poked and closes it; no call into the pool needed.
+    assert dbenv.wait_gone([session]), "session of a lost proxy left open"
+    # The worker updates the counters just after closing: allow it a moment.
+    assert wait_until(lambda: pool.stats().closes["abandoned"] == 1), pool.stats()
+    stats = pool.stats()
+    assert stats.size == 0
+    again = pool.get(timeout=5)  # the slot came back
+    try:
+        assert dbenv.session_id(again) != session
+    finally:
+        pool.put(again)
+
+
+def test_connection_moves_between_threads(dbenv: Database) -> None:
+    pool = dbenv.make_pool(max_size=1)
+    seen: list[Any] = []
+    errors: list[BaseException] = []
+
+    def borrow() -> None:
+        try:
+            with pool.connection() as conn:
+                assert scalar(conn, "SELECT 1") == 1
+                seen.append(dbenv.session_id(conn))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=borrow)
+    thread.start()
+    thread.join(30)
+    assert not errors, errors
+    with pool.connection() as conn:  # opened in the other thread, used in this one
+        assert dbenv.session_id(conn) == seen[0]
+        assert scalar(conn, "SELECT 2") == 2
+    assert pool.stats().connects == 1
+
+
+@pytest.mark.parametrize("dbenv", driver_params("psycopg2", "psycopg", "pg8000"), indirect=True)
+def test_min_size_connections_opened_and_kept(dbenv: Database) -> None:
+    pool = dbenv.make_pool(min_size=2, max_size=3, max_idle=0.2)
+    marker = pool.test_marker  # type: ignore[attr-defined]
+    assert dbenv.marker_count(marker) == 2
+    assert pool.stats().idle == 2
+    conns = [pool.get() for _ in range(3)]
+    assert dbenv.marker_count(marker) == 3
+    for conn in conns:
+        pool.put(conn)
+    # The idle timer trims back to min_size, never below.
+    assert wait_until(lambda: dbenv.marker_count(marker) == 2)
+    time.sleep(0.6)
+    assert dbenv.marker_count(marker) == 2
+    assert pool.stats().size == 2
+    pool.close()
+    assert wait_until(lambda: dbenv.marker_count(marker) == 0)

@@ -363,7 +363,7 @@ class AsyncConnectionPool(PoolBase):
         elif cancelled:
             # The transaction may be aborted by the cancel: always roll back first.
             thread.call(outcome, self._reset_job, entry.conn, self._reset or rollback)
-        elif self._reset is not None:
+        elif self._needs_reset(entry.conn):
             thread.call(outcome, self._reset_job, entry.conn, self._reset)
         else:
             self._returned(entry, done, True, None)

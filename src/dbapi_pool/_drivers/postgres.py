@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import DriverProfile, cancel_through_new_session
+from .base import DriverProfile, cancel_through_new_session, unnamed_cursor
 
 __all__ = ["PG8000", "PSYCOPG", "PSYCOPG2"]
 
@@ -38,6 +38,15 @@ def _backend_pid(conn: Any) -> Any:
     return pid
 
 
+def _libpq_idle(conn: Any) -> bool:
+    # TRANSACTION_STATUS_IDLE (0); a broken connection reports UNKNOWN (4), not idle.
+    return bool(conn.info.transaction_status == 0)
+
+
+def _pg8000_idle(conn: Any) -> bool:
+    return getattr(conn, "_in_transaction", True) is False
+
+
 PSYCOPG2 = DriverProfile(
     name="psycopg2",
     database_kwarg="dbname",
@@ -45,6 +54,9 @@ PSYCOPG2 = DriverProfile(
     connect_timeout_integer=True,
     url_keys=_LIBPQ_KEYS,
     cancel=_libpq_cancel,
+    transaction_idle=_libpq_idle,
+    local_fetch=unnamed_cursor,
+    local_close=unnamed_cursor,
 )
 
 PSYCOPG = DriverProfile(
@@ -54,6 +66,9 @@ PSYCOPG = DriverProfile(
     connect_timeout_integer=True,
     url_keys=_LIBPQ_KEYS,
     cancel=_psycopg_cancel,
+    transaction_idle=_libpq_idle,
+    local_fetch=unnamed_cursor,
+    local_close=unnamed_cursor,
 )
 
 # pg8000's ``timeout`` is a socket timeout for every later query too, so the pool does not
@@ -63,4 +78,6 @@ PG8000 = DriverProfile(
     name="pg8000",
     session_id=_backend_pid,
     cancel=cancel_through_new_session("SELECT pg_cancel_backend(%d)"),
+    transaction_idle=_pg8000_idle,
+    local_fetch=lambda cursor: True,  # pg8000 reads every row during execute()
 )

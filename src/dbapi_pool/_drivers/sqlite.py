@@ -22,4 +22,5 @@ SQLITE3 = DriverProfile(
     url_keys={"database": "database"},
     defaults={"check_same_thread": False},
     cancel=_interrupt,
+    transaction_idle=lambda conn: not conn.in_transaction,
 )
