@@ -173,9 +173,10 @@ def test_progress_goes_to_stderr_as_plain_lines_when_not_a_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cli, "PROGRESS_INTERVAL", 0.1)
-    status, out, err = run(capsys, "--duration", "0.45")
+    status, out, err = run(capsys, "--duration", "0.6")
     assert status == 0
-    lines = err.splitlines()
+    # Other lines may reach stderr too (the logging module's last-resort handler).
+    lines = [line for line in err.splitlines() if "ops/s" in line]
     assert len(lines) >= 2
     assert all(line.endswith("ops/s") and "\r" not in line for line in lines)
     assert "ops/s" not in out.split("results")[0]  # the report itself starts clean

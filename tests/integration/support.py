@@ -332,11 +332,11 @@ class Database:
 
     # -- tables ---------------------------------------------------------------------------
 
-    def create_table(self) -> str:
-        """Create an empty table ``(v integer)`` unique to this test; dropped at the end."""
+    def create_table(self, columns: str = "v integer") -> str:
+        """Create an empty table unique to this test (dropped at the end); return its name."""
         name = f"dbapi_pool_t_{uuid.uuid4().hex[:16]}"
         engine = " ENGINE=InnoDB" if self.server == MARIADB else ""
-        self.monitor_execute(f"CREATE TABLE {name} (v integer){engine}")
+        self.monitor_execute(f"CREATE TABLE {name} ({columns}){engine}")
         self._tables.append(name)
         return name
 
@@ -357,7 +357,8 @@ class Database:
         except Exception as exc:
             pytest.fail(
                 f"cannot reach {_SERVER_NAMES[self.server]} with {self.spec.name}: "
-                f"{type(exc).__name__}: {exc}. The integration tests need this server.",
+                f"{type(exc).__name__}: {str(exc).strip()}. "
+                "The integration tests need this server.",
                 pytrace=False,
             )
         cur = conn.cursor()

@@ -125,7 +125,6 @@ def test_idle_timer_closes_without_further_pool_calls(dbenv: Database) -> None:
     conn = pool.get()
     session = dbenv.session_id(conn)
     pool.put(conn)
-    assert dbenv.is_alive(session)
     # No call into the pool from here on: only its own timer can close the connection.
     assert dbenv.wait_gone([session], timeout=5.0), (
         f"idle session {session!r} still open 5 s after put() with max_idle=0.3"
@@ -242,3 +241,23 @@ def test_min_size_connections_opened_and_kept(dbenv: Database) -> None:
     assert pool.stats().size == 2
     pool.close()
     assert wait_until(lambda: dbenv.marker_count(marker) == 0)
+
+
+@pytest.mark.parametrize("dbenv", driver_params("psycopg2", "psycopg", "pg8000"), indirect=True)
+def test_connection_block_commit_failure_propagates(dbenv: Database) -> None:
+    table = dbenv.create_table("v integer UNIQUE DEFERRABLE INITIALLY DEFERRED")
+    pool = dbenv.make_pool(max_size=1)
+    with pytest.raises(dbenv.module.Error) as info:  # raised by the commit at the end
+        with pool.connection() as conn:
+            session = dbenv.session_id(conn)
+            cur = conn.cursor()
+            cur.execute(f"INSERT INTO {table} (v) VALUES (1)")
+            cur.execute(f"INSERT INTO {table} (v) VALUES (1)")  # checked at commit only
+            cur.close()
+    assert "unique" in str(info.value).lower() or "duplicate" in str(info.value).lower()
+    assert conn.released
+    assert dbenv.committed_rows(table) == 0
+    assert pool.stats().in_use == 0
+    with pool.connection() as again:  # the same session, usable again
+        assert dbenv.session_id(again) == session
+        assert scalar(again, f"SELECT count(*) FROM {table}") == 0

@@ -9,6 +9,9 @@ from .support import Database, scalar
 
 def test_from_url(dbenv: Database) -> None:
     url = dbenv.spec.url.format(path=dbenv.sqlite_path)
+    marker = dbenv.new_marker()
+    if dbenv.server == "postgres":
+        url += f"?application_name={marker}"  # query keywords go to connect()
     pool = dbenv.track(ConnectionPool.from_url(url, max_size=2))
     assert pool.module is dbenv.module
     conn = pool.get()
@@ -16,6 +19,7 @@ def test_from_url(dbenv: Database) -> None:
         assert scalar(conn, "SELECT 1") == 1
         if dbenv.server == "postgres":
             assert scalar(conn, "SELECT current_database()") == "test"
+            assert dbenv.marker_count(marker) == 1
         elif dbenv.server == "mariadb":
             assert scalar(conn, "SELECT DATABASE()") == "test"
         else:

@@ -161,8 +161,9 @@ class ConnectionPool(PoolBase):
                 f"pool {self.name!r}: connecting took longer than connect_timeout="
                 f"{timeout:g} s ({counts})"
             )
-        if attempt.error is not None:
-            raise attempt.error
+        error, attempt.error = attempt.error, None  # no attempt <-> traceback cycle
+        if error is not None:
+            raise error
         return attempt.conn
 
     def _late_connect(self, conn: Any) -> None:
