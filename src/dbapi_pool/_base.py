@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
-from ._core import PoolState, PoolStats
+from ._core import Entry, Plan, PoolState, PoolStats
 from ._drivers import DriverProfile, module_name, profile_for
 from .config import PoolConfig, ResetSpec
 from .errors import ForeignConnection
@@ -93,6 +95,7 @@ class PoolBase:
         self.profile: DriverProfile = profile
         self._args = args
         self._kwargs = profile.connect_kwargs(connect_kwargs, config.connect_timeout)
+        self._connect_fn = partial(module.connect, *args, **self._kwargs)
         self._reset: Callable[[Any], object] | None = (
             profile.reset if reset == "rollback" else reset  # type: ignore[assignment]
         )
@@ -104,6 +107,8 @@ class PoolBase:
         self._state = PoolState(config)
         self._lock = threading.Lock()
         self._released = Released(name)
+        #: Entries of proxies collected without put(), handed over lock-free by __del__.
+        self._abandoned: deque[Entry] = deque()
         self._setup()
 
     def _setup(self) -> None:
@@ -118,16 +123,44 @@ class PoolBase:
         parsed = parse_url(url)
         return cls(parsed.import_driver(), **{**parsed.kwargs, **settings})
 
+    def _abandon(self, entry: Entry) -> None:
+        """Take a connection whose proxy was collected without put() (lock-free: the
+        collector may run while this thread holds the pool's lock)."""
+        self._abandoned.append(entry)
+
+    def _abandoned_plan(self) -> Plan | None:
+        """Retire the abandoned connections; return the plan that closes them."""
+        lost = 0
+        with self._lock:
+            while self._abandoned:
+                self._state.abandon(self._abandoned.popleft())
+                lost += 1
+            plan = self._state.take_plan()
+        for _ in range(lost):
+            logger.warning(
+                "pool %r: a connection was garbage-collected without put(); closing it",
+                self.name,
+            )
+        return plan
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a blocking driver call (a green pool runs it in an OS thread instead).
+
+        What runs this way touches only the driver: no logging, no pool lock (a patched
+        lock taken from a foreign OS thread can hang the hub).
+        """
+        return fn(*args)
+
     def _connect_driver(self) -> Any:
         """Open one driver connection (blocking), with the pool's connect arguments."""
-        conn = self.module.connect(*self._args, **self._kwargs)
+        conn = self._call(self._connect_fn)
         logger.debug("pool %r: connected", self.name)
         return conn
 
     def _close_quietly(self, conn: Any, reason: str) -> None:
         """Close a driver connection (blocking); log, never raise, a failure."""
         try:
-            conn.close()
+            self._call(conn.close)
         except Exception as exc:
             logger.warning(
                 "pool %r: closing a connection (%s) failed: %s: %s",

@@ -10,7 +10,7 @@ from .errors import ConnectionReleased
 if TYPE_CHECKING:
     from ._core import Entry
 
-__all__ = ["PooledConnection", "Released"]
+__all__ = ["OffloadedConnection", "OffloadedCursor", "PooledConnection", "Released"]
 
 
 class _Owner(Protocol):
@@ -23,6 +23,11 @@ class _Owner(Protocol):
     def _abandon(self, entry: Entry) -> None: ...
 
     def _needs_commit(self, conn: Any) -> bool: ...
+
+    def _call(self, fn: Any, *args: Any) -> Any: ...
+
+    @property
+    def profile(self) -> Any: ...
 
 
 class Released:
@@ -118,10 +123,10 @@ class PooledConnection:
         try:
             if exc_type is None:
                 if self._pool._needs_commit(self._conn):
-                    self._conn.commit()
+                    self.commit()
             else:
                 try:
-                    self._conn.rollback()
+                    self.rollback()
                 except Exception:
                     # The caller's exception is the one to see; a connection that cannot
                     # roll back fails its reset on return and is closed there.
@@ -145,3 +150,98 @@ class PooledConnection:
         if entry is None:
             return f"<PooledConnection of {self._pool.name!r} (released)>"
         return f"<PooledConnection #{entry.serial} of {self._pool.name!r}>"
+
+
+class OffloadedConnection(PooledConnection):
+    """Run each whole operation of a pooled connection in an OS thread.
+
+    Handed out by a green pool whose driver would block the hub: ``cursor()`` gives an
+    :class:`OffloadedCursor`; ``commit()``, ``rollback()`` and ``execute()`` are one hop
+    each. Other attributes are the driver's own (and run in the calling green thread).
+    """
+
+    __slots__ = ()
+
+    def cursor(self, *args: Any, **kwargs: Any) -> OffloadedCursor:
+        """Return a cursor whose statements and fetches run in an OS thread."""
+        return OffloadedCursor(self._conn.cursor(*args, **kwargs), self._pool)
+
+    def commit(self) -> None:
+        """Commit, in an OS thread."""
+        self._pool._call(self._conn.commit)
+
+    def rollback(self) -> None:
+        """Roll back, in an OS thread."""
+        self._pool._call(self._conn.rollback)
+
+    def execute(self, *args: Any) -> OffloadedCursor:
+        """Run the driver's ``execute`` shortcut (sqlite3, psycopg) in an OS thread."""
+        return OffloadedCursor(self._pool._call(self._conn.execute, *args), self._pool)
+
+
+class OffloadedCursor:
+    """Run a driver cursor's statements (and fetches that may read the socket) in an
+    OS thread: one hop per whole operation, not per attribute (eventlet's tpool.Proxy
+    made four hops per query, 3x the cost, measured)."""
+
+    __slots__ = ("_call", "_local_fetch", "raw")
+
+    def __init__(self, raw: Any, pool: _Owner) -> None:
+        self.raw = raw
+        self._call = pool._call
+        local = pool.profile.local_fetch
+        self._local_fetch = local is not None and local(raw)
+
+    def _run(self, method: Any, *args: Any) -> Any:
+        result = self._call(method, *args)
+        return self if result is self.raw else result
+
+    def execute(self, *args: Any) -> Any:
+        """Run a statement."""
+        return self._run(self.raw.execute, *args)
+
+    def executemany(self, *args: Any) -> Any:
+        """Run a statement once per parameter set."""
+        return self._run(self.raw.executemany, *args)
+
+    def callproc(self, *args: Any) -> Any:
+        """Call a stored procedure."""
+        return self._run(self.raw.callproc, *args)
+
+    def fetchone(self) -> Any:
+        """Fetch the next row, or ``None``."""
+        return self.raw.fetchone() if self._local_fetch else self._call(self.raw.fetchone)
+
+    def fetchmany(self, *args: Any) -> Any:
+        """Fetch up to ``size`` rows."""
+        if self._local_fetch:
+            return self.raw.fetchmany(*args)
+        return self._call(self.raw.fetchmany, *args)
+
+    def fetchall(self) -> Any:
+        """Fetch every remaining row."""
+        return self.raw.fetchall() if self._local_fetch else self._call(self.raw.fetchall)
+
+    def nextset(self) -> Any:
+        """Move to the next result set."""
+        return self._call(self.raw.nextset)
+
+    def close(self) -> None:
+        """Close the cursor."""
+        self._call(self.raw.close)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+    def __iter__(self) -> Any:
+        while True:
+            rows = self.fetchmany(max(self.raw.arraysize, 100))
+            if not rows:
+                return
+            yield from rows
+
+    def __enter__(self) -> OffloadedCursor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

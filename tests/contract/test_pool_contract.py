@@ -413,7 +413,7 @@ def test_threaded_pool_is_collected_and_its_worker_stops(eventually: Callable[..
     del pool
     gc.collect()
     worker.join(5)
-    assert not worker._thread.is_alive()
+    assert not worker._handle.is_alive()  # type: ignore[attr-defined]
 
 
 # -- closing the pool --------------------------------------------------------------------

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import time
 import weakref
-from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -58,7 +57,6 @@ class AsyncConnectionPool(PoolBase):
         self._free_threads: list[ConnectionThread] = []
         self._service: ConnectionThread | None = None
         self._maintenance: asyncio.Task[None] | None = None
-        self._abandoned: deque[Entry] = deque()
         self._drained: asyncio.Future[None] | None = None
 
     # -- opening -------------------------------------------------------------------------
@@ -471,19 +469,8 @@ class AsyncConnectionPool(PoolBase):
             self._carry_out(plan)
         return None if deadline is None else max(0.001, deadline - _monotonic())
 
-    def _abandon(self, entry: Entry) -> None:
-        """Take a connection whose proxy was collected without put() (lock-free)."""
-        self._abandoned.append(entry)
-
     def _collect_abandoned(self) -> None:
-        with self._lock:
-            while self._abandoned:
-                self._state.abandon(self._abandoned.popleft())
-                logger.warning(
-                    "pool %r: a connection was garbage-collected without put(); closing it",
-                    self.name,
-                )
-            plan = self._state.take_plan()
+        plan = self._abandoned_plan()
         if plan is not None:
             self._carry_out(plan)
 

@@ -106,6 +106,9 @@ class DriverProfile:
     local_fetch: Callable[[Any], bool] | None = None
     #: Tell that closing a cursor does no I/O (the async facade then closes inline).
     local_close: Callable[[Any], bool] | None = None
+    #: ``cooperates(backend, sockets_patched)``: tell whether the driver yields to a green
+    #: hub by itself (then it is called directly; else its calls go to OS threads).
+    cooperates: Callable[[str, bool], bool] | None = None
 
     def connect_kwargs(
         self, kwargs: Mapping[str, Any], connect_timeout: float | None

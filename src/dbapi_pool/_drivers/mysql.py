@@ -57,4 +57,6 @@ PYMYSQL = DriverProfile(
     cancel=_KILL_QUERY,
     transaction_idle=_pymysql_idle,
     local_fetch=_not(_UNBUFFERED),
+    # Pure Python: yields wherever its sockets do (mysqlclient's C library never does).
+    cooperates=lambda backend, sockets_patched: sockets_patched,
 )

@@ -1,16 +1,15 @@
-"""ConnectionPool: the blocking front-end of the pool core, for OS threads.
+"""ConnectionPool: the blocking front-end of the pool core, for threads and green threads.
 
 Each public method takes the pool's one lock only around core calls (O(1) bookkeeping),
 then carries out the core's plan (connect, reset, close, wake) after releasing it: one slow
-connect or rollback never stalls callers that an idle connection could serve.
+connect or rollback never stalls callers that an idle connection could serve. How callers
+wait, and where blocking driver calls run, is the backend's business (backends.py).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -19,7 +18,8 @@ from typing import Any
 from .._base import PoolBase
 from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
 from ..errors import ConnectTimeout
-from ..proxy import PooledConnection
+from ..proxy import OffloadedConnection, PooledConnection
+from .backends import Backend, get_backend
 from .worker import ConnectAttempt, MaintenanceWorker
 
 __all__ = ["ConnectionPool"]
@@ -29,22 +29,46 @@ _monotonic = time.monotonic
 
 
 class ConnectionPool(PoolBase):
-    """Pool connections of any DB-API 2.0 driver for OS threads.
+    """Pool connections of any DB-API 2.0 driver for OS threads or green threads.
 
     Takes the driver module, its ``connect()`` arguments and the pool settings described
     in :class:`~dbapi_pool._base.PoolBase`. ``min_size`` connections are opened by the
     constructor.
+
+    ``backend``: ``"auto"`` (default) picks gevent or eventlet when ``threading`` is
+    monkey-patched by one of them, else OS threads; ``"threads"``, ``"gevent"`` or
+    ``"eventlet"`` force one (a green backend works without monkey-patching too).
+    ``offload`` (green backends only): ``"auto"`` runs the calls of a driver that would
+    block the hub (mysqlclient, sqlite3, psycopg2 without a wait callback...) in an OS
+    thread pool, one whole operation per hop, and calls a cooperative driver directly;
+    ``True`` or ``False`` force it.
     """
 
+    def __init__(
+        self,
+        module: Any,
+        *args: Any,
+        backend: str = "auto",
+        offload: bool | str = "auto",
+        **settings: Any,
+    ) -> None:
+        self._backend_choice = backend
+        self._offload_choice = offload
+        super().__init__(module, *args, **settings)
+
     def _setup(self) -> None:
-        self._abandoned: deque[Entry] = deque()
+        self._backend: Backend = get_backend(self._backend_choice, self.name)
+        self._offload = self._choose_offload(self._backend, self._offload_choice)
+        self._proxy_class = PooledConnection if self._offload is None else OffloadedConnection
         self._worker: MaintenanceWorker | None = None
         config = self._config
         logger.info(
-            "pool %r: opened (min_size=%d, max_size=%d)",
+            "pool %r: opened (min_size=%d, max_size=%d, backend=%s%s)",
             self.name,
             config.min_size,
             config.max_size,
+            self._backend.name,
+            ", offloaded" if self._offload is not None else "",
         )
         if config.min_size:
             try:
@@ -53,6 +77,41 @@ class ConnectionPool(PoolBase):
                 self.close()
                 raise
             self._start_worker()
+
+    def _choose_offload(self, backend: Backend, choice: bool | str) -> Any:
+        if choice not in (True, False, "auto"):
+            raise ValueError(
+                f"pool {self.name!r}: offload must be True, False or 'auto', got {choice!r}"
+            )
+        if not backend.green:
+            if choice is True:
+                raise ValueError(
+                    f"pool {self.name!r}: offload=True needs a green backend (gevent or "
+                    "eventlet); with OS threads every driver call already runs in its "
+                    "caller's thread"
+                )
+            return None
+        if choice == "auto":
+            cooperates = self.profile.cooperates
+            choice = not (
+                cooperates is not None and cooperates(backend.name, backend.sockets_patched())
+            )
+        # A few more threads than connections: connects and closes of a full pool.
+        return backend.offloader(self._config.max_size + 2) if choice else None
+
+    @property
+    def backend(self) -> str:
+        """Name the backend in use: ``"threads"``, ``"gevent"`` or ``"eventlet"``."""
+        return self._backend.name
+
+    @property
+    def offloaded(self) -> bool:
+        """Tell whether driver calls run in an OS thread pool (green backends)."""
+        return self._offload is not None
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        offload = self._offload
+        return fn(*args) if offload is None else offload(fn, *args)
 
     # -- checkout ------------------------------------------------------------------------
 
@@ -76,8 +135,7 @@ class ConnectionPool(PoolBase):
                 got = state.checkout(now)
                 plan = state.take_plan() if state.plan is not None else None
                 if got is None and plan is None:
-                    waiter = state.add_waiter(now, timeout, threading.Lock())
-                    waiter.signal.acquire()
+                    waiter = state.add_waiter(now, timeout, self._backend.new_signal())
             if plan is None:
                 break
             self._carry_out(plan)
@@ -89,7 +147,7 @@ class ConnectionPool(PoolBase):
             got = self._wait(waiter, now, timeout)
         if got is CONNECT:
             return self._connect()
-        return PooledConnection(self, got)  # type: ignore[arg-type]
+        return self._proxy_class(self, got)  # type: ignore[arg-type]
 
     def get_nowait(self) -> PooledConnection:
         """Check out a connection without waiting for another caller to return one.
@@ -145,14 +203,16 @@ class ConnectionPool(PoolBase):
         if entry is None:
             raise self._state.closed_error()
         self._start_worker()
-        return PooledConnection(self, entry)
+        return self._proxy_class(self, entry)
 
     def _open(self) -> Any:
         """Call the driver's connect(), enforcing connect_timeout whatever the driver."""
         timeout = self._config.connect_timeout
         if timeout is None:
             return self._connect_driver()
-        attempt = ConnectAttempt(self._connect_driver, self._lock, self._late_connect, self.name)
+        attempt = ConnectAttempt(
+            self._connect_driver, self._lock, self._late_connect, self._backend, self.name
+        )
         if not attempt.wait(timeout):
             with self._lock:
                 self._state.count_connect_timeout()
@@ -185,7 +245,7 @@ class ConnectionPool(PoolBase):
         or ``max_age`` is 0, or if the pool is closed. Returning the same proxy twice is
         harmless; a connection from elsewhere is refused with ``ForeignConnection``.
         """
-        if type(conn) is not PooledConnection or conn._pool is not self:
+        if type(conn) is not self._proxy_class or conn._pool is not self:
             raise self._foreign(conn)
         entry = conn._release(self._released)
         if entry is None:
@@ -205,7 +265,7 @@ class ConnectionPool(PoolBase):
 
     def _run_reset(self, entry: Entry) -> str | None:
         try:
-            self._reset(entry.conn)  # type: ignore[misc]
+            self._call(self._reset, entry.conn)
         except Exception as exc:
             return self._reset_failed(exc)
         except BaseException:
@@ -276,25 +336,16 @@ class ConnectionPool(PoolBase):
         with self._lock:
             if self._worker is not None:
                 return
-            self._worker = MaintenanceWorker(self)
+            self._worker = MaintenanceWorker(self, self._backend)
 
     def _abandon(self, entry: Entry) -> None:
-        """Take a connection whose proxy was collected without put() (lock-free)."""
-        self._abandoned.append(entry)
+        super()._abandon(entry)
         worker = self._worker
         if worker is not None:
             worker.poke()
 
     def _collect_abandoned(self) -> None:
-        with self._lock:
-            while self._abandoned:
-                entry = self._abandoned.popleft()
-                self._state.abandon(entry)
-                logger.warning(
-                    "pool %r: a connection was garbage-collected without put(); closing it",
-                    self.name,
-                )
-            plan = self._state.take_plan()
+        plan = self._abandoned_plan()
         if plan is not None:
             self._carry_out(plan)
 

@@ -1,16 +1,17 @@
-"""Background work of a threaded pool: the maintenance worker and the timed connect.
+"""Background work of a blocking pool: the maintenance worker and the timed connect.
 
-Threads, locks and events are looked up on the ``threading`` module at call time (never
-``from threading import ...``), so monkey-patching done after ``import dbapi_pool`` applies.
+Both run on the pool's backend: daemon threads by default, greenlets under gevent or
+eventlet.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
+
+from .backends import Backend, Sleeper
 
 __all__ = ["ConnectAttempt", "MaintenanceWorker"]
 
@@ -26,31 +27,38 @@ class _Maintained(Protocol):
     def _maintain(self) -> float | None: ...
 
 
-class MaintenanceWorker:
-    """Run ``pool._maintain()`` in a daemon thread, at the deadlines it returns.
+class _Control:
+    """What the worker shares with its pool: a stop flag and the sleeper to wake it."""
 
-    The thread holds the pool only by weak reference, between runs, so an unreferenced
+    __slots__ = ("sleeper", "stopped")
+
+    def __init__(self, sleeper: Sleeper) -> None:
+        self.sleeper = sleeper
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.sleeper.set()
+
+
+class MaintenanceWorker:
+    """Run ``pool._maintain()`` in the background, at the deadlines it returns.
+
+    The worker holds the pool only by weak reference, between runs, so an unreferenced
     pool is collected (and the worker stops); every error is caught and logged.
     """
 
-    def __init__(self, pool: _Maintained) -> None:
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        ref = weakref.ref(pool)
-        # The finalizer holds only the events: a collected pool stops its worker.
-        weakref.finalize(pool, self._stop.set)
-        weakref.finalize(pool, self._wake.set)
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(ref, self._stop, self._wake),
-            name=f"dbapi-pool maintenance {pool.name}",
-            daemon=True,
+    def __init__(self, pool: _Maintained, backend: Backend) -> None:
+        self._control = control = _Control(backend.new_sleeper())
+        # The finalizer holds only the control: a collected pool stops its worker.
+        weakref.finalize(pool, control.stop)
+        self._handle = backend.spawn(
+            self._run, weakref.ref(pool), control, name=f"dbapi-pool maintenance {pool.name}"
         )
-        self._thread.start()
 
     @staticmethod
-    def _run(ref: weakref.ref[_Maintained], stop: threading.Event, wake: threading.Event) -> None:
-        while not stop.is_set():
+    def _run(ref: weakref.ref[_Maintained], control: _Control) -> None:
+        while not control.stopped:
             pool = ref()
             if pool is None:
                 return
@@ -60,25 +68,23 @@ class MaintenanceWorker:
                 logger.exception("pool %r: maintenance failed; retrying in 1 s", pool.name)
                 delay = 1.0
             del pool
-            wake.wait(IDLE_WAKE if delay is None else delay)
-            wake.clear()
+            control.sleeper.wait(IDLE_WAKE if delay is None else delay)
 
     def poke(self) -> None:
         """Make the worker run now (after a connection was lost, say)."""
-        self._wake.set()
+        self._control.sleeper.set()
 
     def stop(self) -> None:
         """Stop the worker; it exits at its next wake-up, which this triggers."""
-        self._stop.set()
-        self._wake.set()
+        self._control.stop()
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the worker thread to exit."""
-        self._thread.join(timeout)
+        """Wait for the worker to exit."""
+        self._handle.join(timeout)
 
 
 class ConnectAttempt:
-    """Run one driver ``connect()`` in its own thread so the caller can stop waiting.
+    """Run one driver ``connect()`` in the background so the caller can stop waiting.
 
     A connect that outlives its caller's ``connect_timeout`` is reported to ``on_late``
     with its outcome when it ends (the connection, or ``None`` if it failed), so the pool
@@ -93,20 +99,17 @@ class ConnectAttempt:
         connect: Callable[[], Any],
         lock: Any,
         on_late: Callable[[Any], None],
+        backend: Backend,
         name: str,
     ) -> None:
         self._lock = lock
         self._on_late = on_late
-        self._done = threading.Lock()
-        self._done.acquire()
+        self._done = backend.new_signal()
         self.conn: Any = None
         self.error: BaseException | None = None
         self.finished = False
         self.abandoned = False
-        thread = threading.Thread(
-            target=self._run, args=(connect,), name=f"dbapi-pool connect {name}", daemon=True
-        )
-        thread.start()
+        backend.spawn(self._run, connect, name=f"dbapi-pool connect {name}")
 
     def _run(self, connect: Callable[[], Any]) -> None:
         try:
