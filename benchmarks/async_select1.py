@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import queue
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,7 +39,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 SQL = "SELECT 1"
 #: The ticker's sleep: how late it wakes is the event-loop lag.
@@ -405,6 +406,22 @@ class Window:
         self.end = min(self.end, perf_counter())
 
 
+class Mark(NamedTuple):
+    """Hold a reading of the wall clock, the CPU clocks and the context-switch count."""
+
+    wall: float
+    process_cpu: float
+    loop_cpu: float
+    switches: int
+
+    @classmethod
+    def now(cls) -> Mark:
+        """Read them all now (the loop-thread CPU is that of the calling thread)."""
+        usage = resource.getrusage(resource.RUSAGE_SELF)  # summed over all threads
+        switches = usage.ru_nvcsw + usage.ru_nivcsw
+        return cls(perf_counter(), time.process_time(), time.thread_time(), switches)
+
+
 @dataclass
 class Trial:
     """Hold the raw numbers of one row in one repetition."""
@@ -417,8 +434,8 @@ class Trial:
     lags: list[float] = field(default_factory=list)
     stats: dict[str, Any] | None = None
     error: str | None = None
-    #: (wall, process CPU, loop-thread CPU) at the first and last tick inside the window.
-    cpu_marks: list[tuple[float, float, float]] = field(default_factory=list)
+    #: The clocks at the first and the last tick inside the window.
+    marks: list[Mark] = field(default_factory=list)
 
     @property
     def ops(self) -> int:
@@ -430,20 +447,27 @@ class Trial:
         """Return the throughput over the window."""
         return self.ops / self.window if self.window else 0.0
 
-    def note_cpu(self) -> None:
-        """Mark the wall clock and the CPU clocks (call on the loop thread)."""
-        mark = (perf_counter(), time.process_time(), time.thread_time())
-        if self.cpu_marks:
-            self.cpu_marks[1:] = [mark]
+    def mark(self) -> None:
+        """Read the clocks (on the loop thread): the first and the latest reading are kept."""
+        mark = Mark.now()
+        if self.marks:
+            self.marks[1:] = [mark]
         else:
-            self.cpu_marks.append(mark)
+            self.marks.append(mark)
 
-    def cpu_rates(self) -> tuple[float, float]:
-        """Return the CPU seconds per wall second of the process and of the loop thread."""
-        if len(self.cpu_marks) < 2 or self.cpu_marks[1][0] <= self.cpu_marks[0][0]:
-            return float("nan"), float("nan")
-        (wall0, proc0, loop0), (wall1, proc1, loop1) = self.cpu_marks
-        return (proc1 - proc0) / (wall1 - wall0), (loop1 - loop0) / (wall1 - wall0)
+    def rates(self) -> dict[str, float]:
+        """Return, per op: process CPU (µs) and context switches; the loop thread's CPU share."""
+        nan = float("nan")
+        if len(self.marks) < 2 or self.marks[1].wall <= self.marks[0].wall or not self.ops:
+            return {"cpu_us_per_op": nan, "switches_per_op": nan, "loop_busy": nan}
+        first, last = self.marks
+        wall = last.wall - first.wall
+        ops = self.ops_per_s * wall
+        return {
+            "cpu_us_per_op": (last.process_cpu - first.process_cpu) / ops * 1e6,
+            "switches_per_op": (last.switches - first.switches) / ops,
+            "loop_busy": (last.loop_cpu - first.loop_cpu) / wall,
+        }
 
 
 async def run_task(
@@ -465,7 +489,7 @@ async def run_task(
 async def tick(window: Window, trial: Trial) -> None:
     """Sleep 1 ms again and again; record how late each wake-up inside the window is.
 
-    Also mark the CPU clocks at the first and last wake-up inside the window.
+    Also read the CPU clocks at the first and the last wake-up inside the window.
     """
     sleep = asyncio.sleep
     lags = trial.lags
@@ -474,7 +498,7 @@ async def tick(window: Window, trial: Trial) -> None:
         after = perf_counter()
         if window.start <= after < window.end:
             lags.append(after - before - TICK)
-            trial.note_cpu()
+            trial.mark()
 
 
 async def drive(workload: Workload, settings: Settings, trial: Trial) -> None:
@@ -576,8 +600,7 @@ def summarize(trials: Sequence[Trial], row: str) -> dict[str, Any]:
         "lag_max_ms": max((max(t.lags) * 1e3 for t in ok if t.lags), default=float("nan")),
         "served": median([sum(c > 0 for c in t.counts) / len(t.counts) for t in ok]),
         "jain": median([jain(t.counts) for t in ok]),
-        "cpu_us_per_op": median([t.cpu_rates()[0] / t.ops_per_s * 1e6 for t in ok if t.ops]),
-        "loop_busy": median([t.cpu_rates()[1] for t in ok]),
+        **{key: median([t.rates()[key] for t in ok]) for key in RATE_KEYS},
     }
 
 
@@ -597,12 +620,14 @@ COLUMNS = (
     ("served", "{:.0%}", 7),
     ("Jain", "{:.3f}", 6),
     ("cpu µs/op", "{:.0f}", 9),
+    ("csw/op", "{:.2f}", 6),
     ("loop busy", "{:.0%}", 9),
 )
+RATE_KEYS = ("cpu_us_per_op", "switches_per_op", "loop_busy")
 LEGEND = (
     "medians over reps; wait = time to get a connection (ms); lag = lateness of a 1 ms sleep "
-    "(ms; max = worst rep);\ncpu µs/op = this process's CPU (all threads) per op; "
-    "loop busy = CPU share of the event-loop thread"
+    "(ms; max = worst rep);\ncpu µs/op = this process's CPU (all threads) per op; csw/op = "
+    "its context switches per op; loop busy = CPU share of the event-loop thread"
 )
 KEYS = (
     "row",
@@ -617,8 +642,7 @@ KEYS = (
     "lag_max_ms",
     "served",
     "jain",
-    "cpu_us_per_op",
-    "loop_busy",
+    *RATE_KEYS,
 )
 
 
@@ -718,8 +742,7 @@ def write_json(path: str, settings: Settings, trials: Sequence[Trial], report: A
             "counts": t.counts,
             "waits_ms": [round(w * 1e3, 4) for w in t.waits],
             "lags_ms": [round(lag * 1e3, 4) for lag in t.lags],
-            "process_cpu_per_s": t.cpu_rates()[0],
-            "loop_cpu_per_s": t.cpu_rates()[1],
+            **t.rates(),
             "pool_stats": t.stats,
         }
         for t in trials

@@ -4,12 +4,19 @@ The threaded ``ConnectionPool`` already has it. ``AsyncFacade`` runs an
 ``AsyncConnectionPool`` on an event loop of its own, in a background thread, and turns each
 call into a blocking one: tests may then call it from several threads at once, exactly as
 they call the threaded pool.
+
+Green flavours run in a subprocess of their own (tests/green/run_contract.py), named by the
+``DBAPI_POOL_CONTRACT_FLAVOUR`` environment variable: ``gevent-patched`` and
+``eventlet-patched`` after monkey-patching (the tests' threads are then green threads),
+``gevent`` and ``eventlet`` without it (``RUNTIME`` then spawns and sleeps the green way).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import time
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -17,6 +24,53 @@ from typing import Any, TypeVar
 from dbapi_pool import AsyncConnectionPool, AsyncCursor, AsyncPooledConnection
 
 T = TypeVar("T")
+
+#: The flavour of a green subprocess run, or None in the ordinary run.
+GREEN_FLAVOUR = os.environ.get("DBAPI_POOL_CONTRACT_FLAVOUR") or None
+
+
+class Runtime:
+    """Start and join concurrent callers, and sleep, the way the flavour under test does."""
+
+    def __init__(self, flavour: str | None) -> None:
+        self.flavour = flavour
+
+    def spawn(self, fn: Any) -> Any:
+        if self.flavour == "gevent":
+            import gevent
+
+            return gevent.spawn(fn)
+        if self.flavour == "eventlet":
+            import eventlet
+
+            return eventlet.spawn(fn)
+        thread = threading.Thread(target=fn, daemon=True)
+        thread.start()
+        return thread
+
+    def join(self, handle: Any, timeout: float) -> None:
+        if self.flavour == "eventlet":
+            import eventlet
+
+            with eventlet.Timeout(timeout, False):
+                handle.wait()
+        else:
+            handle.join(timeout)
+
+    def sleep(self, seconds: float) -> None:
+        if self.flavour == "gevent":
+            import gevent
+
+            gevent.sleep(seconds)
+        elif self.flavour == "eventlet":
+            import eventlet
+
+            eventlet.sleep(seconds)
+        else:
+            time.sleep(seconds)
+
+
+RUNTIME = Runtime(GREEN_FLAVOUR)
 
 #: Generous: these machines are shared and noisy.
 CALL_TIMEOUT = 30.0

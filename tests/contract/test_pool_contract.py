@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import gc
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from contract_flavours import RUNTIME
 
 from dbapi_pool import (
     ConnectionPool,
@@ -31,8 +31,8 @@ MakePool = Callable[..., Any]
 threads_only = pytest.mark.parametrize("flavour", ["threads"], indirect=True)
 
 
-def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
-    """Run ``fn`` in a thread; the list gets its result or its exception."""
+def in_thread(fn: Callable[[], Any]) -> tuple[Any, list[Any]]:
+    """Run ``fn`` concurrently (a thread, or a green thread); the list gets its outcome."""
     outcome: list[Any] = []
 
     def run() -> None:
@@ -41,16 +41,22 @@ def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
         except BaseException as exc:
             outcome.append(exc)
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, outcome
+    return RUNTIME.spawn(run), outcome
 
 
-def wait_for_waiters(pool: ConnectionPool, count: int) -> None:
+def join(handle: Any, timeout: float = 5) -> None:
+    RUNTIME.join(handle, timeout)
+
+
+def sleep(seconds: float) -> None:
+    RUNTIME.sleep(seconds)
+
+
+def wait_for_waiters(pool: Any, count: int) -> None:
     deadline = time.monotonic() + 5
     while pool.stats().waiting < count:
         assert time.monotonic() < deadline, "waiters never queued"
-        time.sleep(0.001)
+        sleep(0.001)
 
 
 # -- reuse and the proxy -----------------------------------------------------------------
@@ -251,7 +257,7 @@ def test_get_nowait_replaces_an_expired_idle_connection_of_a_full_pool(
 ) -> None:
     pool = make_pool(db, max_size=1, max_age=0.01, max_idle=None)
     pool.put(pool.get())
-    time.sleep(0.02)
+    sleep(0.02)
     conn = pool.get_nowait()
     assert conn.raw is db.connections[1]
     assert db.connections[0].closed
@@ -265,7 +271,7 @@ def test_waiter_is_woken_by_put(db: FakeDatabase, make_pool: MakePool) -> None:
     thread, outcome = in_thread(lambda: pool.get(timeout=5))
     wait_for_waiters(pool, 1)
     pool.put(conn)
-    thread.join(5)
+    join(thread)
     assert outcome[0].raw is raw
 
 
@@ -285,7 +291,7 @@ def test_waiters_are_served_first_come_first_served(db: FakeDatabase, make_pool:
         wait_for_waiters(pool, i + 1)
     pool.put(conn)
     for thread in threads:
-        thread.join(5)
+        join(thread)
     assert served == [0, 1, 2, 3]
 
 
@@ -297,7 +303,7 @@ def test_max_waiting_refuses_the_extra_caller(db: FakeDatabase, make_pool: MakeP
     with pytest.raises(TooManyWaiters):
         pool.get(timeout=5)
     pool.put(conn)
-    thread.join(5)
+    join(thread)
 
 
 # -- connecting --------------------------------------------------------------------------
@@ -321,10 +327,10 @@ def test_waiter_opens_the_connection_a_failed_connect_left_free(make_pool: MakeP
     first, first_outcome = in_thread(lambda: pool.get(timeout=5))
     wait_deadline = time.monotonic() + 5
     while db.connect_attempts == 0 and time.monotonic() < wait_deadline:
-        time.sleep(0.001)
+        sleep(0.001)
     second, second_outcome = in_thread(lambda: pool.get(timeout=5))
-    first.join(5)
-    second.join(5)
+    join(first)
+    join(second)
     assert isinstance(first_outcome[0], OperationalError)
     assert not isinstance(second_outcome[0], BaseException)
 
@@ -388,7 +394,7 @@ def test_idle_timer_keeps_min_size(
     pool.put(a)
     pool.put(b)
     assert eventually(lambda: pool.stats().closes["max_idle"] == 1)
-    time.sleep(0.2)
+    sleep(0.2)
     assert pool.stats().size == 1
 
 
@@ -413,7 +419,7 @@ def test_threaded_pool_is_collected_and_its_worker_stops(eventually: Callable[..
     del pool
     gc.collect()
     worker.join(5)
-    assert not worker._handle.is_alive()  # type: ignore[attr-defined]
+    assert not worker.alive
 
 
 # -- closing the pool --------------------------------------------------------------------
@@ -425,7 +431,7 @@ def test_close_fails_waiters(db: FakeDatabase, make_pool: MakePool) -> None:
     thread, outcome = in_thread(lambda: pool.get(timeout=5))
     wait_for_waiters(pool, 1)
     pool.close()
-    thread.join(5)
+    join(thread)
     assert isinstance(outcome[0], PoolClosed)
     pool.put(held)
 

@@ -37,7 +37,11 @@ class Sleeper(Protocol):
 
 
 class Joinable(Protocol):
+    """A handle on background work: ``join(timeout)`` and ``is_alive()``, as a Thread."""
+
     def join(self, timeout: float | None = None) -> Any: ...
+
+    def is_alive(self) -> bool: ...
 
 
 class Backend:
@@ -103,7 +107,7 @@ class GeventBackend(Backend):
     def spawn(self, fn: Callable[..., Any], *args: Any, name: str) -> Joinable:
         import gevent
 
-        return gevent.spawn(fn, *args)  # type: ignore[no-any-return]
+        return _GreenletHandle(gevent.spawn(fn, *args))
 
     def new_sleeper(self) -> Sleeper:
         from gevent.event import Event
@@ -141,6 +145,19 @@ class _SemaphoreSleeper:
         self._sem.release()
 
 
+class _GreenletHandle:
+    __slots__ = ("_greenlet",)
+
+    def __init__(self, greenlet: Any) -> None:
+        self._greenlet = greenlet
+
+    def join(self, timeout: float | None = None) -> None:
+        self._greenlet.join(timeout)
+
+    def is_alive(self) -> bool:
+        return not self._greenlet.dead
+
+
 class _GreenThreadHandle:
     __slots__ = ("_thread",)
 
@@ -152,6 +169,9 @@ class _GreenThreadHandle:
 
         with eventlet.Timeout(timeout, False):
             self._thread.wait()
+
+    def is_alive(self) -> bool:
+        return not self._thread.dead
 
 
 class EventletBackend(Backend):

@@ -82,6 +82,11 @@ class MaintenanceWorker:
         """Wait for the worker to exit."""
         self._handle.join(timeout)
 
+    @property
+    def alive(self) -> bool:
+        """Tell whether the worker is still running."""
+        return self._handle.is_alive()
+
 
 class ConnectAttempt:
     """Run one driver ``connect()`` in the background so the caller can stop waiting.

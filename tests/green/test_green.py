@@ -1,0 +1,126 @@
+"""Green threads: the contract suite and real drivers under gevent and eventlet.
+
+Monkey-patching cannot be undone, so every green run is a subprocess: the contract suite
+(tests/contract, on the fake driver) under each flavour, patched and not; and the real
+drivers of the cooperation table against PostgreSQL and MariaDB (green_scenarios.py).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).parent
+MODES = ["gevent-patched", "eventlet-patched", "gevent", "eventlet"]
+#: 16 green threads x 50 ms through 16 connections: serial would take 0.8 s.
+SERIAL = 16 * 0.05
+#: Generous bounds (shared, noisy machines); the benchmarks report the real figures.
+WALL_BOUND = SERIAL / 3
+LAG_BOUND = 0.1
+
+
+def run(script: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", str(HERE / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=HERE.parent.parent,
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_contract_suite_passes_under(mode: str) -> None:
+    done = run("run_contract.py", mode)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert " passed" in done.stdout
+
+
+_RESULTS: dict[str, list[dict[str, Any]]] = {}
+
+
+def results_of(mode: str) -> list[dict[str, Any]]:
+    """Run the real-driver scenarios under ``mode`` once per session; return their lines."""
+    if mode not in _RESULTS:
+        done = run("green_scenarios.py", mode)
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+        _RESULTS[mode] = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
+    return _RESULTS[mode]
+
+
+@pytest.fixture(params=MODES)
+def scenario_results(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    return results_of(request.param)
+
+
+@pytest.mark.postgres
+@pytest.mark.mariadb
+def test_every_driver_cooperates_with_the_hub(scenario_results: list[dict[str, Any]]) -> None:
+    drivers = {r["driver"] for r in scenario_results}
+    assert {"psycopg2", "psycopg", "pg8000", "MySQLdb", "pymysql"} <= drivers
+    for result in scenario_results:
+        case = f"{result['mode']} {result['driver']} offload={result['offload']}"
+        assert result["idiom"], f"{case}: the classic idiom or commit/rollback failed"
+        assert result["wall"] < WALL_BOUND, f"{case}: {result['wall']:.3f} s, hub blocked?"
+        assert result["lag"] < LAG_BOUND, f"{case}: ticker starved {result['lag'] * 1000:.0f} ms"
+        assert (result["in_use"], result["size"]) == (0, 16), case
+
+
+@pytest.mark.postgres
+@pytest.mark.mariadb
+@pytest.mark.parametrize(
+    ("mode", "driver", "offloaded"),
+    [
+        # The cooperation table: what "auto" decides.
+        ("gevent-patched", "psycopg2", True),  # no wait callback: libpq blocks the hub
+        ("gevent-patched", "psycopg2+psycogreen", False),
+        ("gevent-patched", "psycopg", False),
+        ("gevent-patched", "pg8000", False),
+        ("gevent-patched", "pymysql", False),
+        ("gevent-patched", "MySQLdb", True),
+        ("eventlet-patched", "psycopg2", False),  # monkey_patch() installs a wait callback
+        ("eventlet-patched", "psycopg", True),  # psycopg does not support eventlet
+        ("eventlet-patched", "MySQLdb", True),
+        ("gevent", "pymysql", True),  # unpatched sockets block the hub
+        ("eventlet", "pg8000", True),
+    ],
+)
+def test_auto_offload_follows_the_cooperation_table(
+    mode: str, driver: str, offloaded: bool
+) -> None:
+    results = results_of(mode)
+    (auto,) = [r for r in results if r["driver"] == driver and r["offload"] == "auto"]
+    assert auto["offloaded"] is offloaded
+
+
+def test_core_imports_and_runs_without_gevent_or_eventlet() -> None:
+    code = (
+        "import sys, sqlite3\n"
+        "sys.modules['gevent'] = None; sys.modules['eventlet'] = None\n"
+        "import dbapi_pool\n"
+        "with dbapi_pool.ConnectionPool(sqlite3, database=':memory:') as pool:\n"
+        "    pool.put(pool.get())\n"
+        "try:\n"
+        "    dbapi_pool.ConnectionPool(sqlite3, database=':memory:', backend='gevent')\n"
+        "except ImportError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "refused:" in done.stdout and "pip install 'dbapi-pool[gevent]'" in done.stdout
+
+
+def test_offload_needs_a_green_backend() -> None:
+    import sqlite3
+
+    from dbapi_pool import ConnectionPool
+
+    with pytest.raises(ValueError, match="offload=True needs a green backend"):
+        ConnectionPool(sqlite3, database=":memory:", backend="threads", offload=True)
+    with pytest.raises(ValueError, match="backend must be"):
+        ConnectionPool(sqlite3, database=":memory:", backend="trio")
