@@ -135,6 +135,7 @@ class PoolState:
         self.connecting = 0
         self.closing = 0
         self.closed = False
+        self._close_on_return = config.close_on_return
         self.plan: Plan | None = None
         self._counters = dict.fromkeys(
             (
@@ -350,7 +351,7 @@ class PoolState:
         """
         if self.closed:
             return "pool_closed"
-        if self.config.close_on_return:
+        if self._close_on_return:
             return "close_on_return"
         if entry.expires_at <= now:
             return "max_age"
@@ -369,8 +370,12 @@ class PoolState:
             self._release_slot()
         elif self.closed:
             self._retire(entry, "pool_closed")
-        else:
+        elif self.waiters:
             self._return_entry(entry, now)
+        else:  # the common case, inline: back on the idle stack
+            entry.last_used_at = now
+            entry.state = IDLE
+            self.idle.append(entry)
 
     def _return_entry(self, entry: Entry, now: float) -> None:
         entry.last_used_at = now

@@ -253,7 +253,7 @@ class ConnectionPool(PoolBase):
         state = self._state
         now = _monotonic()
         reason = state.retire_reason(entry, now)
-        if reason is None and self._needs_reset(entry.conn):
+        if reason is None and self._reset is not None and self._needs_reset(entry.conn):
             reason = self._run_reset(entry)
         if reason is not None:
             self._close_quietly(entry.conn, reason)

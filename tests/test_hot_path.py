@@ -1,0 +1,84 @@
+"""A function-call-count guard on the hot path (as SQLAlchemy does for its pool).
+
+Counting calls is deterministic where timing is not (these machines are shared and noisy):
+if an uncontended get() + put() starts making more Python or C calls, this fails, and the
+change has to justify the cost (then lower or raise the budget here, with the reason).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from dbapi_pool import ConnectionPool
+
+#: Calls made by one uncontended ``pool.get()`` + ``pool.put(conn)``, measured 2026-11-30:
+#: get, checkout, deque.pop, the proxy's __init__, put, _release, retire_reason, checkin,
+#: deque.append, the proxy's __del__, two clock reads and two lock exits.
+BUDGET_GET_PUT = 14
+
+
+class NoOpConnection:
+    def rollback(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class NoOpDriver:
+    """A DB-API module whose connections do nothing: only the pool's own work is counted."""
+
+    __name__ = "noop_driver"
+    threadsafety = 1
+
+    @staticmethod
+    def connect() -> NoOpConnection:
+        return NoOpConnection()
+
+
+def count_calls(action: Callable[[], Any]) -> Counter[str]:
+    calls: Counter[str] = Counter()
+
+    def profile(frame: FrameType, event: str, arg: Any) -> None:
+        if event == "call":
+            calls[f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_code.co_name}"] += 1
+        elif event == "c_call":
+            calls[f"C:{getattr(arg, '__qualname__', arg)}"] += 1
+
+    sys.setprofile(profile)
+    try:
+        action()
+    finally:
+        sys.setprofile(None)
+    calls.pop("C:setprofile", None)
+    calls.pop(f"{__file__.rsplit('/', 1)[-1]}:{getattr(action, '__name__', '')}", None)
+    return calls
+
+
+@pytest.fixture
+def warm_pool() -> Any:
+    pool = ConnectionPool(NoOpDriver(), max_size=4, reset=None, max_idle=None, max_age=None)
+    pool.put(pool.get())  # the connection exists and is idle: the uncontended case
+    yield pool
+    pool.close()
+
+
+def test_uncontended_get_and_put_stay_within_their_call_budget(warm_pool: Any) -> None:
+    def cycle() -> None:
+        warm_pool.put(warm_pool.get())
+
+    calls = count_calls(cycle)
+    total = sum(calls.values())
+    assert total <= BUDGET_GET_PUT, f"{total} calls (budget {BUDGET_GET_PUT}): {dict(calls)}"
+
+
+def test_hot_path_does_no_logging_and_reads_the_clock_once_each_way(warm_pool: Any) -> None:
+    calls = count_calls(lambda: warm_pool.put(warm_pool.get()))
+    assert not any("logging" in name or "__init__.py:debug" in name for name in calls)
+    assert calls["C:monotonic"] == 2
