@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import importlib
 import importlib.metadata
@@ -38,7 +39,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 SQL = "SELECT 1"
@@ -94,13 +95,19 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument("--user", default="postgres")
     parser.add_argument("--dbname", default="test")
     parser.add_argument(
-        "--rows", nargs="+", choices=[row.name for row in ROWS], help="run only these rows"
+        "--rows",
+        nargs="+",
+        choices=[row.name for row in ROWS],
+        metavar="ROW",
+        help="run only these rows: " + ", ".join(row.name for row in ROWS),
     )
-    parser.add_argument("--json", dest="json_path", help="write every raw number to this file")
+    parser.add_argument(
+        "--json", dest="json_path", metavar="PATH", help="write every raw number to PATH"
+    )
     args = parser.parse_args(argv)
-    if args.tasks < 1 or args.size < 1 or args.reps < 1 or args.duration <= 0:
-        parser.error("--tasks, --size and --reps must be >= 1, --duration > 0")
-    rows = tuple(args.rows) if args.rows else tuple(row.name for row in ROWS)
+    if min(args.tasks, args.size, args.reps) < 1 or args.duration <= 0 or args.warmup < 0:
+        parser.error("--tasks, --size and --reps must be >= 1, --duration > 0, --warmup >= 0")
+    rows = tuple(row.name for row in ROWS if not args.rows or row.name in args.rows)
     return Settings(
         args.tasks,
         args.size,
@@ -149,6 +156,7 @@ class Row:
 # -- rows: dbapi_pool -------------------------------------------------------------------------
 
 
+@functools.cache
 def psycopg2_autocommit_factory() -> type:
     """Return a psycopg2 connection class that starts in autocommit mode."""
     import psycopg2.extensions
@@ -232,7 +240,7 @@ async def open_psycopg_pool(settings: Settings) -> AsyncIterator[Workload]:
         kwargs={"autocommit": True} if settings.autocommit else {},
         name="bench-psycopg_pool",
     )
-    await pool.open(wait=True)
+    await pool.open(wait=True, timeout=10)
     try:
 
         async def operation(task: int) -> float:
@@ -526,7 +534,7 @@ async def run_trial(row: Row, settings: Settings, rep: int) -> Trial:
         async with row.open(settings) as workload:
             await drive(workload, settings, trial)
     except Exception as exc:
-        trial.error = f"{type(exc).__name__}: {exc}".strip()
+        trial.error = " ".join(f"{type(exc).__name__}: {exc}".split())
     return trial
 
 
@@ -653,24 +661,33 @@ def format_cell(fmt: str, value: Any, width: int) -> str:
     return text.ljust(width) if fmt == "{}" else text.rjust(width)
 
 
-def table(summaries: Sequence[dict[str, Any]], skipped: dict[str, str]) -> str:
-    """Render the summaries (and the rows that could not run) as a plain-text table."""
-    lines = [
-        "  ".join(
-            f"{title:<{w}}" if i == 0 else f"{title:>{w}}"
-            for i, (title, _, w) in enumerate(COLUMNS)
-        )
+def table_line(summary: dict[str, Any]) -> str:
+    """Render one row's summary, or why it has no numbers."""
+    if not summary["reps_ok"]:
+        return f"{summary['row']:<20}  failed: {summary['errors'][0]}"
+    cells = [
+        format_cell(fmt, summary[key], width)
+        for (_, fmt, width), key in zip(COLUMNS, KEYS, strict=True)
     ]
+    return "  ".join(cells).rstrip()
+
+
+def table(
+    names: Sequence[str], summaries: Sequence[dict[str, Any]], skipped: dict[str, str]
+) -> str:
+    """Render the rows in order as a plain-text table; note failed repetitions below it."""
+    titles = [f"{t:<{w}}" if i == 0 else f"{t:>{w}}" for i, (t, _, w) in enumerate(COLUMNS)]
+    by_name = {summary["row"]: summary for summary in summaries}
+    lines = ["  ".join(titles)]
+    for name in names:
+        if name in skipped:
+            lines.append(f"{name:<20}  {skipped[name]}")
+        else:
+            lines.append(table_line(by_name[name]))
     for summary in summaries:
-        if not summary["reps_ok"]:
-            lines.append(f"{summary['row']:<20}  failed: {summary['errors'][0]}")
-            continue
-        cells = [
-            format_cell(fmt, summary[key], w)
-            for (_, fmt, w), key in zip(COLUMNS, KEYS, strict=True)
-        ]
-        lines.append("  ".join(cells).rstrip())
-    lines += [f"{name:<20}  {reason}" for name, reason in skipped.items()]
+        if summary["errors"] and summary["reps_ok"]:
+            count = len(summary["errors"])
+            lines.append(f"note: {summary['row']}: {count} rep(s) failed: {summary['errors'][0]}")
     return "\n".join(lines)
 
 
@@ -747,9 +764,20 @@ def write_json(path: str, settings: Settings, trials: Sequence[Trial], report: A
         }
         for t in trials
     ]
-    data = {"settings": settings.__dict__, **report, "trials": raw}
+    data = {"settings": asdict(settings), **report, "trials": raw}
     with open(path, "w", encoding="utf-8") as out:
-        json.dump(data, out, indent=1, default=str)
+        json.dump(without_nan(data), out, indent=1, default=str)
+
+
+def without_nan(value: Any) -> Any:
+    """Return ``value`` with every NaN replaced by None (JSON has no NaN)."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {key: without_nan(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nan(item) for item in value]
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -765,9 +793,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     summaries = [summarize(trials, row.name) for row in runnable]
     print(f"date: {started}\n{machine}\n{header(settings)}")
     print(LEGEND)
-    print(table(summaries, skipped))
+    print(table(settings.rows, summaries, skipped))
     if settings.json_path:
-        report = {"date": started, "machine": machine, "summary": summaries, "skipped": skipped}
+        report = {
+            "date": started,
+            "machine": machine,
+            "rows": {row.name: row.label for row in chosen},
+            "summary": summaries,
+            "skipped": skipped,
+        }
         write_json(settings.json_path, settings, trials, report)
     return 0 if all(s["reps_ok"] for s in summaries) else 1
 

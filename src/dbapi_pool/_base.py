@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
 from ._core import Entry, Plan, PoolState, PoolStats
+from ._core.state import PING, PROBE
 from ._drivers import DriverProfile, module_name, profile_for
+from ._drivers.base import socket_readable
 from .config import PoolConfig, ResetSpec
 from .errors import ForeignConnection
 from .proxy import Released
@@ -25,6 +27,9 @@ __all__ = ["PoolBase", "check_module"]
 logger = logging.getLogger("dbapi_pool")
 
 _Pool = TypeVar("_Pool", bound="PoolBase")
+
+#: Frames of the borrower's stack kept per checkout when ``leak_timeout`` is set.
+LEAK_STACK_DEPTH = 16
 
 
 def check_module(module: Any, pool_name: str) -> None:
@@ -58,7 +63,17 @@ class PoolBase:
     - ``max_waiting``: how many callers may wait at once (``TooManyWaiters`` beyond);
     - ``reset``: ``"rollback"`` (default), ``None``, or a callable run on the driver
       connection when it is returned; if it raises, the connection is closed;
-    - ``name``: shown in messages, logs and ``repr`` (default: driver, host and database).
+    - ``name``: shown in messages, logs and ``repr`` (default: driver, host and database);
+    - ``check_idle_after``: a connection idle longer than that is pinged before it is
+      handed out, when the driver has no near-free socket probe; ``pre_ping=True`` pings
+      every checkout; a connection that fails its check is replaced within the same
+      ``get()``;
+    - ``max_connecting``: how many connects may run at once;
+    - ``reconnect_min``, ``reconnect_max``: the backoff bounds while the database is
+      unreachable (callers then fail fast with the driver's last connect error);
+    - ``leak_timeout``: warn, with the borrower's stack, about checkouts held longer;
+    - ``connect_args``: a callable returning more ``connect()`` keywords, called for each
+      new connection (rotating credentials, say).
     """
 
     def __init__(
@@ -74,6 +89,13 @@ class PoolBase:
         max_waiting: int | None = None,
         reset: ResetSpec = "rollback",
         name: str | None = None,
+        check_idle_after: float | None = 0.5,
+        pre_ping: bool = False,
+        max_connecting: int = 3,
+        reconnect_min: float = 0.1,
+        reconnect_max: float = 10.0,
+        leak_timeout: float | None = None,
+        connect_args: Callable[[], Mapping[str, Any]] | None = None,
         **connect_kwargs: Any,
     ) -> None:
         profile = profile_for(module)
@@ -89,16 +111,25 @@ class PoolBase:
             timeout=timeout,
             max_waiting=max_waiting,
             reset=reset,
+            check_idle_after=check_idle_after,
+            pre_ping=pre_ping,
+            max_connecting=max_connecting,
+            reconnect_min=reconnect_min,
+            reconnect_max=reconnect_max,
+            leak_timeout=leak_timeout,
         )
         self.name = name
         self.module = module
         self.profile: DriverProfile = profile
         self._args = args
+        self._user_kwargs = connect_kwargs
         self._kwargs = profile.connect_kwargs(connect_kwargs, config.connect_timeout)
         self._connect_fn = partial(module.connect, *args, **self._kwargs)
-        self._reset: Callable[[Any], object] | None = (
-            profile.reset if reset == "rollback" else reset  # type: ignore[assignment]
-        )
+        self._connect_args = connect_args
+        self._reset = self._resolve_reset(reset)
+        # Check idle connections before lending them only if the driver gives a way.
+        self._validates = profile.fileno is not None or profile.ping is not None
+        self._is_broken = profile.is_broken
         #: ``conn -> True`` when surely no transaction is open (no I/O), else ``None``.
         self._transaction_idle = profile.transaction_idle
         # A rollback of a session with nothing open is a wasted round trip; a callable
@@ -143,6 +174,18 @@ class PoolBase:
             )
         return plan
 
+    def _resolve_reset(self, reset: ResetSpec) -> Callable[[Any], object] | None:
+        if reset == "rollback":
+            return self.profile.reset
+        if reset == "full":
+            if self.profile.full_reset is None:
+                raise ValueError(
+                    f"pool {self.name!r}: reset='full' is not available for "
+                    f"{self.profile.name} (it has no session-reset call); pass a callable"
+                )
+            return self.profile.full_reset
+        return reset  # type: ignore[return-value]
+
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking driver call (a green pool runs it in an OS thread instead).
 
@@ -153,7 +196,13 @@ class PoolBase:
 
     def _connect_driver(self) -> Any:
         """Open one driver connection (blocking), with the pool's connect arguments."""
-        conn = self._call(self._connect_fn)
+        connect = self._connect_fn
+        if self._connect_args is not None:
+            # Evaluated here, in the caller's thread: offloaded code touches only the driver.
+            kwargs = {**self._user_kwargs, **self._connect_args()}
+            kwargs = self.profile.connect_kwargs(kwargs, self._config.connect_timeout)
+            connect = partial(self.module.connect, *self._args, **kwargs)
+        conn = self._call(connect)
         logger.debug("pool %r: connected", self.name)
         return conn
 
@@ -182,6 +231,53 @@ class PoolBase:
         """Tell whether ending a ``with`` block must send a COMMIT."""
         idle = self._transaction_idle
         return idle is None or not idle(conn)
+
+    def _needs_ping(self, entry: Entry, now: float) -> bool:
+        """Tell whether an idle connection needs a ping before it is lent; raise if it is
+        surely dead. A near-free socket probe comes first; a ping only when the core asks
+        for one (idle long, pre_ping, invalidated) or the probe saw something arrive."""
+        profile = self.profile
+        conn = entry.conn
+        if profile.is_broken is not None and profile.is_broken(conn):
+            raise ConnectionError("the driver reports the connection closed")
+        level = self._state.check_level(entry, now)
+        if profile.fileno is not None:
+            if socket_readable(profile.fileno(conn)):
+                level = PING  # closed by the server, or a notification: ask to be sure
+        elif level == PROBE:
+            level = PING
+        return level == PING and profile.ping is not None
+
+    def _check_failed(self, exc: BaseException) -> None:
+        logger.warning(
+            "pool %r: a connection failed its check before checkout (%s: %s); replacing it",
+            self.name,
+            type(exc).__name__,
+            exc,
+        )
+
+    def _broken(self, conn: Any) -> str | None:
+        """Say ``"broken"`` if the driver already knows a returned connection is dead."""
+        is_broken = self.profile.is_broken
+        return "broken" if is_broken is not None and is_broken(conn) else None
+
+    def _note_error(self, entry: Entry, exc: BaseException) -> None:
+        """Mark a connection whose call failed with a "dead" error: closed on return."""
+        is_disconnect = self.profile.is_disconnect
+        if is_disconnect is not None and is_disconnect(exc):
+            entry.broken = True
+
+    def _report_leaks(self, leaks: list[Entry], now: float) -> None:
+        for entry in leaks:
+            stack = "".join(entry.borrower or ["(stack not recorded)\n"])
+            logger.warning(
+                "pool %r: a connection has been checked out for %.1f s (leak_timeout=%g s); "
+                "borrowed at:\n%s",
+                self.name,
+                now - entry.checked_out_at,
+                self._config.leak_timeout,
+                stack,
+            )
 
     def _reset_failed(self, exc: BaseException) -> str:
         logger.warning(

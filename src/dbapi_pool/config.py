@@ -16,7 +16,7 @@ __all__ = ["PoolConfig", "ResetSpec"]
 #: ``"rollback"`` (the default), ``None`` (no reset), or a callable taking the raw connection.
 ResetSpec: TypeAlias = "str | Callable[[Any], object] | None"
 
-RESET_NAMES = ("rollback",)
+RESET_NAMES = ("rollback", "full")
 
 
 def _number(
@@ -32,6 +32,13 @@ def _number(
         bound = "> 0" if positive else ">= 0"
         raise ValueError(f"pool {pool!r}: {setting} must be {bound}, got {value!r}")
     return None if math.isinf(value) else float(value)
+
+
+def _finite(pool: str, setting: str, value: object) -> float:
+    number = _number(pool, setting, value, allow_none=False)
+    if number is None:
+        raise ValueError(f"pool {pool!r}: {setting} must be finite, got {value!r}")
+    return number
 
 
 def _count(pool: str, setting: str, value: object, *, minimum: int) -> int:
@@ -59,6 +66,19 @@ class PoolConfig:
     timeout: float | None = 30.0
     max_waiting: int | None = None
     reset: ResetSpec = "rollback"
+    #: Ping a connection idle longer than this before handing it out, when the driver
+    #: offers no near-free socket probe (HikariCP's 500 ms bypass window).
+    check_idle_after: float | None = 0.5
+    #: Ping every connection before handing it out.
+    pre_ping: bool = False
+    #: How many connects may run at once (a restarted database is not stormed).
+    max_connecting: int = 3
+    #: Bounds of the exponential backoff (full jitter) between connect attempts while the
+    #: database is unreachable.
+    reconnect_min: float = 0.1
+    reconnect_max: float = 10.0
+    #: Log a warning with the borrower's stack when a checkout lasts longer than this.
+    leak_timeout: float | None = None
     #: Each connection's ``max_age`` is shortened by a random fraction up to this, so that
     #: connections opened together do not all expire together (psycopg_pool uses 5 %).
     age_jitter: float = 0.05
@@ -76,6 +96,12 @@ class PoolConfig:
         timeout: float | None = 30.0,
         max_waiting: int | None = None,
         reset: ResetSpec = "rollback",
+        check_idle_after: float | None = 0.5,
+        pre_ping: bool = False,
+        max_connecting: int = 3,
+        reconnect_min: float = 0.1,
+        reconnect_max: float = 10.0,
+        leak_timeout: float | None = None,
     ) -> PoolConfig:
         """Validate every setting and return the frozen configuration."""
         if not isinstance(name, str) or not name:
@@ -93,8 +119,23 @@ class PoolConfig:
                 f"pool {name!r}: reset must be one of {RESET_NAMES}, None or a callable, "
                 f"got {reset!r}"
             )
+        if not isinstance(pre_ping, bool):
+            raise TypeError(f"pool {name!r}: pre_ping must be True or False, got {pre_ping!r}")
+        reconnect_min = _finite(name, "reconnect_min", reconnect_min)
+        reconnect_max = _finite(name, "reconnect_max", reconnect_max)
+        if reconnect_max < reconnect_min:
+            raise ValueError(
+                f"pool {name!r}: reconnect_max ({reconnect_max}) must not be below "
+                f"reconnect_min ({reconnect_min})"
+            )
         return cls(
             name=name,
+            check_idle_after=_number(name, "check_idle_after", check_idle_after, allow_none=True),
+            pre_ping=pre_ping,
+            max_connecting=_count(name, "max_connecting", max_connecting, minimum=1),
+            reconnect_min=reconnect_min,
+            reconnect_max=reconnect_max,
+            leak_timeout=_number(name, "leak_timeout", leak_timeout, allow_none=True),
             min_size=min_size,
             max_size=max_size,
             max_idle=_number(name, "max_idle", max_idle, allow_none=True),

@@ -24,6 +24,8 @@ class _Owner(Protocol):
 
     def _needs_commit(self, conn: Any) -> bool: ...
 
+    def _note_error(self, entry: Entry, exc: BaseException) -> None: ...
+
     def _call(self, fn: Any, *args: Any) -> Any: ...
 
     @property
@@ -118,8 +120,11 @@ class PooledConnection:
         tb: TracebackType | None,
     ) -> None:
         """Commit (or roll back after an exception), then return the connection."""
-        if self._entry is None:
+        entry = self._entry
+        if entry is None:
             return
+        if exc is not None:
+            self._pool._note_error(entry, exc)
         try:
             if exc_type is None:
                 if self._pool._needs_commit(self._conn):

@@ -261,10 +261,12 @@ def test_failed_connect_raises_the_driver_error() -> None:
     db = FakeDatabase(fail_connects=1)
 
     async def main() -> None:
-        async with AsyncConnectionPool(db, name="refused") as pool:
+        pool = AsyncConnectionPool(db, name="refused", reconnect_min=0.01, reconnect_max=0.01)
+        async with pool:
             with pytest.raises(OperationalError):
                 await pool.get()
             assert pool.stats().size == 0
+            await asyncio.sleep(0.05)  # past the backoff
             await pool.put(await pool.get())
 
     run(main())

@@ -313,15 +313,40 @@ def test_connect_error_propagates_unchanged_and_frees_the_slot(
     make_pool: MakePool,
 ) -> None:
     db = FakeDatabase(fail_connects=1)
-    pool = make_pool(db, max_size=1)
+    pool = make_pool(db, max_size=1, reconnect_min=0.01, reconnect_max=0.01)
     with pytest.raises(OperationalError, match="connection refused"):
         pool.get()
     assert pool.stats().size == 0
     assert pool.stats().connect_failures == 1
+    sleep(0.05)  # past the backoff: the next caller tries again
     pool.put(pool.get())
 
 
-def test_waiter_opens_the_connection_a_failed_connect_left_free(make_pool: MakePool) -> None:
+def test_callers_fail_fast_while_connects_fail_then_the_pool_recovers(
+    make_pool: MakePool,
+) -> None:
+    db = FakeDatabase(connect_error=OperationalError("fakedb: connection refused"))
+    pool = make_pool(db, max_size=4, reconnect_min=0.5, reconnect_max=0.5)
+    with pytest.raises(OperationalError):
+        pool.get()
+    attempts = db.connect_attempts
+    started = time.monotonic()
+    for _ in range(5):
+        with pytest.raises(OperationalError) as caught:
+            pool.get(timeout=5)
+        assert "'test': the database is unreachable" in "".join(
+            getattr(caught.value, "__notes__", [str(caught.value)])
+        )
+    assert time.monotonic() - started < 1.0  # fast, not each a full timeout
+    assert db.connect_attempts == attempts  # and no connect storm
+    assert pool.stats().unreachable == 5
+    db.connect_error = None
+    sleep(0.6)
+    pool.put(pool.get())
+    assert pool.stats().idle == 1
+
+
+def test_waiter_fails_fast_when_the_connect_before_it_fails(make_pool: MakePool) -> None:
     db = FakeDatabase(fail_connects=1, connect_delay=0.2)
     pool = make_pool(db, max_size=1)
     first, first_outcome = in_thread(lambda: pool.get(timeout=5))
@@ -332,7 +357,8 @@ def test_waiter_opens_the_connection_a_failed_connect_left_free(make_pool: MakeP
     join(first)
     join(second)
     assert isinstance(first_outcome[0], OperationalError)
-    assert not isinstance(second_outcome[0], BaseException)
+    assert isinstance(second_outcome[0], OperationalError)  # the driver's class
+    assert pool.stats().size == 0
 
 
 def test_connect_timeout_raises_and_the_late_connection_is_closed(

@@ -75,15 +75,16 @@ def test_failed_connect_frees_its_slot() -> None:
     assert state.checkout(0.0) is CONNECT
 
 
-def test_failed_connect_passes_the_slot_to_the_oldest_waiter() -> None:
+def test_failed_connect_fails_the_oldest_waiter_fast_with_the_drivers_error() -> None:
     state = make_state(max_size=1)
     assert state.checkout(0.0) is CONNECT
     first, second = waiter(state), waiter(state)
-    state.connect_failed()
+    state.connect_failed(1.0, ConnectionRefusedError("refused"))
     assert plan_wakes(state) == [first]
-    assert first.result is CONNECT
+    assert isinstance(first.result, ConnectionRefusedError)
+    assert first.result.__cause__ is not None
     assert second.result is None
-    assert (state.size, state.connecting) == (1, 1)
+    assert (state.size, state.connecting) == (0, 0)
 
 
 # -- reuse order and hand-off ------------------------------------------------------------
@@ -156,9 +157,9 @@ def test_connection_given_back_by_a_cancelled_waiter_goes_to_the_next_waiter() -
 
 def test_connect_slot_given_back_by_a_cancelled_waiter_is_freed() -> None:
     state = make_state(max_size=1)
-    assert state.checkout(0.0) is CONNECT
+    entry = open_entry(state)
     queued = waiter(state)
-    state.connect_failed()
+    state.checkin(entry, 1.0, "close_on_return")  # its slot goes to the waiter
     assert queued.result is CONNECT
     state.cancel_waiter(queued, 1.0, timed_out=True)
     assert (state.size, state.connecting) == (0, 0)
@@ -473,6 +474,8 @@ def test_random_operation_sequences_keep_the_books_straight(seed: int) -> None:
             state.add_idle(object(), now)
         for w in plan.wake:
             waiting.remove(w)
+            if isinstance(w.result, OSError):  # failed fast: connects are failing
+                continue
             if w.result is CONNECT:
                 entry = state.connected(object(), now)
                 assert entry is not None
@@ -486,10 +489,13 @@ def test_random_operation_sequences_keep_the_books_straight(seed: int) -> None:
         now += rnd.random()
         action = rnd.randrange(6)
         if action == 0:
-            got = state.checkout(now)
+            try:
+                got = state.checkout(now)
+            except OSError:  # connects are failing: this caller failed fast
+                continue
             if got is CONNECT:
                 if rnd.random() < 0.2:
-                    state.connect_failed()
+                    state.connect_failed(now, OSError("refused"))
                 else:
                     entry = state.connected(object(), now)
                     assert entry is not None
@@ -519,3 +525,116 @@ def test_random_operation_sequences_keep_the_books_straight(seed: int) -> None:
         assert state.in_use == len(held) + len([w for w in waiting if w.result is not None]), (
             "every connection in use is held by exactly one caller"
         )
+
+
+# -- the database unreachable: fail fast, back off, cap connects ---------------------------
+
+
+def test_callers_fail_fast_with_the_drivers_error_while_connects_fail() -> None:
+    state = make_state(rng=0.5, max_size=4, reconnect_min=1.0)
+    assert state.checkout(10.0) is CONNECT
+    refused = ConnectionRefusedError(111, "connection refused")
+    state.connect_failed(10.0, refused)
+    with pytest.raises(ConnectionRefusedError) as caught:
+        state.checkout(10.2)  # before retry_at = 10 + 0.5 * 1.0
+    assert caught.value is not refused and caught.value.__cause__ is refused
+    assert caught.value.args == refused.args
+    assert any("'core': the database is unreachable" in n for n in caught.value.__notes__)
+    assert state.snapshot().unreachable == 1
+    assert state.size == 0
+
+
+def test_one_attempt_at_a_time_after_the_backoff_and_success_clears_it() -> None:
+    state = make_state(rng=0.5, max_size=4, reconnect_min=1.0)
+    assert state.checkout(0.0) is CONNECT
+    state.connect_failed(0.0, OSError("down"))
+    assert state.checkout(0.6) is CONNECT  # past retry_at: this caller probes
+    with pytest.raises(OSError):
+        state.checkout(0.6)  # while the probe runs, the others fail fast
+    assert state.connected(object(), 0.7) is not None
+    assert not state.health.down
+    assert state.checkout(0.8) is CONNECT
+
+
+def test_backoff_grows_exponentially_to_its_cap_with_full_jitter() -> None:
+    state = make_state(rng=1.0, reconnect_min=0.1, reconnect_max=1.0)
+    delays = []
+    for _ in range(6):
+        state.health.failed(100.0, OSError("down"))
+        delays.append(round(state.health.retry_at - 100.0, 6))
+    assert delays == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    zero_draw = make_state(rng=0.0)
+    zero_draw.health.failed(5.0, None)
+    assert zero_draw.health.retry_at == 5.0  # full jitter: anywhere from 0 to the ceiling
+
+
+def test_connects_beyond_max_connecting_wait_for_one_to_finish() -> None:
+    state = make_state(max_size=5, max_connecting=2)
+    assert state.checkout(0.0) is CONNECT
+    assert state.checkout(0.0) is CONNECT
+    assert state.checkout(0.0) is None  # room in the pool, but two connects already run
+    queued = state.add_waiter(0.0, 10.0, None)
+    assert state.connected(object(), 0.1) is not None
+    assert plan_wakes(state) == [queued]
+    assert queued.result is CONNECT
+    assert (state.size, state.connecting) == (3, 2)
+
+
+def test_refill_to_min_size_respects_max_connecting_and_the_backoff() -> None:
+    state = make_state(rng=1.0, max_size=10, min_size=6, max_connecting=2, reconnect_min=1.0)
+    state.maintain(0.0)
+    plan = state.take_plan()
+    assert plan is not None and plan.connect == 2
+    state.connect_failed(0.0, OSError("down"))
+    state.connect_failed(0.0, OSError("down"))
+    assert state.maintain(0.5) == state.health.retry_at
+    assert state.take_plan() is None  # backing off
+    state.maintain(state.health.retry_at)
+    plan = state.take_plan()
+    assert plan is not None and plan.connect == 2
+
+
+# -- checks before a checkout ----------------------------------------------------------
+
+
+def test_check_level_bypasses_recently_used_connections() -> None:
+    from dbapi_pool._core.state import PING, PROBE
+
+    state = make_state(max_size=2, check_idle_after=0.5)
+    entry = open_entry(state, now=0.0)
+    state.checkin(entry, 1.0)
+    assert state.check_level(entry, 1.2) == 0
+    assert state.check_level(entry, 1.5) == PROBE
+    state.invalidate(2.0)
+    assert state.check_level(entry, 2.1) == PING
+    always = make_state(pre_ping=True)
+    assert always.check_level(open_entry(always), 0.0) == PING
+
+
+def test_connection_marked_broken_is_closed_on_return() -> None:
+    state = make_state()
+    entry = open_entry(state)
+    entry.broken = True
+    assert state.retire_reason(entry, 0.0) == "broken"
+
+
+# -- leaks -------------------------------------------------------------------------------
+
+
+def test_checkouts_held_past_leak_timeout_are_reported_once() -> None:
+    state = make_state(max_size=3, leak_timeout=5.0)
+    early, late = open_entry(state, now=0.0), open_entry(state, now=3.0)
+    assert state.leaks(4.9) == []
+    assert state.maintain(4.9) == 5.0
+    assert state.leaks(5.0) == [early]
+    assert state.leaks(7.9) == []
+    assert state.leaks(8.0) == [late]
+    state.checkin(early, 9.0)
+    assert early not in (state.lent or set())
+    assert state.snapshot().leaks == 2
+
+
+def test_leaks_are_not_tracked_without_leak_timeout() -> None:
+    state = make_state()
+    open_entry(state)
+    assert state.lent is None and state.leaks(1e9) == []

@@ -52,4 +52,6 @@ def test_connect_error_propagates_unchanged_and_frees_the_slot(net_dbenv: Databa
         assert type(info.value).__module__.split(".")[0] == net_dbenv.module.__name__
         stats = pool.stats()
         assert (stats.size, stats.connecting, stats.in_use) == (0, 0, 0)
-        assert stats.connect_failures == attempt
+        # The second caller either connects again (past the backoff) or fails fast with a
+        # copy of the driver's error while the pool backs off: one or the other.
+        assert stats.connect_failures + stats.unreachable == attempt

@@ -75,11 +75,15 @@ class AsyncPooledConnection:
         """Run ``fn(*args)`` in the connection's own thread and return its result."""
         if self._entry is None:
             raise self._released_error()
+        entry = self._entry
         fut = self._thread.submit(fn, *args)
         try:
             return await fut
         except asyncio.CancelledError:
             self._pool._cancelled_mid_call(self)
+            raise
+        except Exception as exc:
+            self._pool._note_error(entry, exc)
             raise
 
     def cursor(self, *args: Any, **kwargs: Any) -> AsyncCursor:

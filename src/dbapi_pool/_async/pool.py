@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,10 +19,10 @@ from functools import partial
 from types import TracebackType
 from typing import Any
 
-from .._base import PoolBase
+from .._base import LEAK_STACK_DEPTH, PoolBase
 from .._core import CONNECT, Entry, Plan, Waiter
 from .._drivers import rollback
-from ..errors import ConnectTimeout, PoolError, WrongEventLoop
+from ..errors import ConnectTimeout, WrongEventLoop
 from .connection import AsyncPooledConnection
 from .threads import ConnectionThread
 
@@ -86,7 +87,12 @@ class AsyncConnectionPool(PoolBase):
         self._free_threads = [self._new_thread(i) for i in range(self._config.max_size)]
         self._service = ConnectionThread(loop, f"dbapi-pool {self.name} service")
         config = self._config
-        if config.max_idle is not None or config.max_age is not None or config.min_size:
+        if (
+            config.max_idle is not None
+            or config.max_age is not None
+            or config.leak_timeout is not None
+            or config.min_size
+        ):
             self._maintenance = loop.create_task(
                 _maintenance(weakref.ref(self)), name=f"dbapi-pool maintenance {self.name}"
             )
@@ -119,27 +125,57 @@ class AsyncConnectionPool(PoolBase):
             self._collect_abandoned()
         if timeout is None:
             timeout = self._config.timeout
+        start = _monotonic()
+        while True:
+            got = await self._checkout_or_wait(loop, start, timeout)
+            if got is CONNECT:
+                return await self._connect(loop)
+            # A connection that fails its check is replaced within the same deadline.
+            if not self._validates or await self._usable(got):
+                break
+        if self._state.lent is not None:
+            got.borrower = traceback.format_stack(limit=LEAK_STACK_DEPTH)[:-1]
+        return AsyncPooledConnection(self, got)
+
+    async def _checkout_or_wait(
+        self, loop: asyncio.AbstractEventLoop, start: float, timeout: float | None
+    ) -> Any:
         state = self._state
         now = _monotonic()
         waiter = None
-        error: PoolError | None = None
+        error: BaseException | None = None
         with self._lock:
-            got = state.checkout(now)
-            if got is None:
-                try:
-                    waiter = state.add_waiter(now, timeout, loop.create_future())
-                except PoolError as exc:
-                    error = exc
+            try:
+                got = state.checkout(now)
+                if got is None:
+                    left = None if timeout is None else start + timeout - now
+                    waiter = state.add_waiter(now, left, loop.create_future())
+            except BaseException as exc:  # refused or failed fast: the plan still runs
+                error = exc
             plan = state.take_plan() if state.plan is not None else None
         if plan is not None:
             self._carry_out(plan)
         if error is not None:
             raise error
         if waiter is not None:
-            got = await self._wait(loop, waiter, now, timeout)
-        if got is CONNECT:
-            return await self._connect(loop)
-        return AsyncPooledConnection(self, got)  # type: ignore[arg-type]
+            return await self._wait(loop, waiter, start, timeout)
+        return got
+
+    async def _usable(self, entry: Entry) -> bool:
+        """Check an idle connection before lending it; if dead, close it, free its slot."""
+        try:
+            if self._needs_ping(entry, _monotonic()):
+                fut = entry.info.thread.submit(self.profile.ping, entry.conn)
+                try:
+                    await fut
+                except asyncio.CancelledError:
+                    self._return(entry, None, cancelled=True)  # after the ping returns
+                    raise
+        except Exception as exc:
+            self._check_failed(exc)
+            self._return(entry, None, reason="failed_check")
+            return False
+        return True
 
     def get_nowait(self) -> AsyncPooledConnection:
         """Check out an idle connection at once, or raise ``PoolTimeout``.
@@ -259,7 +295,7 @@ class AsyncConnectionPool(PoolBase):
             return
         if not ok:
             with self._lock:
-                self._state.connect_failed()
+                self._state.connect_failed(_monotonic(), value)
                 plan = self._state.take_plan()
             self._release_thread(thread)
             if plan is not None:
@@ -303,7 +339,7 @@ class AsyncConnectionPool(PoolBase):
                 conn, session_id = value
                 self._state.add_idle(conn, _monotonic(), _Info(thread, session_id))
             else:
-                self._state.connect_failed()
+                self._state.connect_failed(_monotonic(), value)
             plan = self._state.take_plan()
         if not ok:
             self._release_thread(thread)
@@ -350,10 +386,16 @@ class AsyncConnectionPool(PoolBase):
         await done
 
     def _return(
-        self, entry: Entry, done: asyncio.Future[None] | None, *, cancelled: bool = False
+        self,
+        entry: Entry,
+        done: asyncio.Future[None] | None,
+        *,
+        cancelled: bool = False,
+        reason: str | None = None,
     ) -> None:
         """Reset (or close) a returned connection in its thread, then check it in."""
-        reason = self._state.retire_reason(entry, _monotonic())
+        if reason is None:
+            reason = self._state.retire_reason(entry, _monotonic()) or self._broken(entry.conn)
         thread: ConnectionThread = entry.info.thread
         outcome = partial(self._returned, entry, done)
         if reason is not None:
@@ -463,8 +505,11 @@ class AsyncConnectionPool(PoolBase):
         if self._abandoned:
             self._collect_abandoned()
         with self._lock:
-            deadline = self._state.maintain(_monotonic())
+            now = _monotonic()
+            deadline = self._state.maintain(now)
+            leaks = self._state.leaks(now)
             plan = self._state.take_plan()
+        self._report_leaks(leaks, now)
         if plan is not None:
             self._carry_out(plan)
         return None if deadline is None else max(0.001, deadline - _monotonic())

@@ -19,10 +19,15 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from ..config import PoolConfig
-from ..errors import PoolClosed, PoolTimeout, TooManyWaiters
+from ..errors import PoolClosed, PoolError, PoolTimeout, TooManyWaiters
+from .health import ConnectHealth
 from .stats import CLOSE_REASONS, PoolStats
 
 __all__ = ["CONNECT", "ConnectGrant", "Entry", "Plan", "PoolState", "Waiter"]
+
+#: Check levels (PoolState.check_level): a socket probe where possible, or a real ping.
+PROBE: Final = 1
+PING: Final = 2
 
 IDLE: Final = "idle"
 IN_USE: Final = "in_use"
@@ -52,12 +57,16 @@ class Entry:
     """Hold one raw connection and its bookkeeping (the pool's slot)."""
 
     __slots__ = (
+        "borrower",
+        "broken",
+        "checked_out_at",
         "close_reason",
         "conn",
         "created_at",
         "expires_at",
         "info",
         "last_used_at",
+        "leak_reported",
         "serial",
         "state",
     )
@@ -70,8 +79,14 @@ class Entry:
         self.last_used_at = now
         self.state: str = IN_USE
         self.close_reason: str | None = None
-        #: Front-end data (the driver profile's per-connection facts, a checkout stack...).
+        #: Front-end data (the connection's thread and server session id...).
         self.info: Any = None
+        #: Set by the front-end when the connection failed with a "dead" error.
+        self.broken = False
+        self.checked_out_at = now
+        #: Where the current borrower checked it out (only with leak_timeout).
+        self.borrower: Any = None
+        self.leak_reported = False
 
     def __repr__(self) -> str:
         return f"<Entry #{self.serial} {self.state}>"
@@ -137,6 +152,12 @@ class PoolState:
         self.closed = False
         self._close_on_return = config.close_on_return
         self.plan: Plan | None = None
+        self.health = ConnectHealth(config.reconnect_min, config.reconnect_max, rng)
+        #: Connections created at or before this time are pinged before their next
+        #: checkout (set when a connection died: its siblings may be dead too).
+        self.invalidated_at = -_INF
+        #: The entries callers hold, tracked only to report leaks (``leak_timeout``).
+        self.lent: set[Entry] | None = set() if config.leak_timeout is not None else None
         self._counters = dict.fromkeys(
             (
                 "checkouts",
@@ -146,6 +167,8 @@ class PoolState:
                 "connects",
                 "connect_failures",
                 "connect_timeouts",
+                "unreachable",
+                "leaks",
             ),
             0,
         )
@@ -218,14 +241,32 @@ class PoolState:
             if entry.expires_at <= now:
                 self._retire(entry, "max_age")
                 continue
+            # _lend(), inline: this is the hot path.
             entry.state = IN_USE
+            entry.checked_out_at = now
             self._counters["checkouts"] += 1
+            if self.lent is not None:
+                entry.leak_reported = False
+                self.lent.add(entry)
             return entry
         if connect and self.size < self.config.max_size:
-            self.size += 1
-            self.connecting += 1
-            return CONNECT
+            if self.health.down and (self.connecting or not self.health.may_attempt(now)):
+                # Known unreachable: fail fast instead of starting another connect.
+                self._counters["unreachable"] += 1
+                raise self.unreachable_error(now)
+            if self.connecting < self.config.max_connecting:
+                self.size += 1
+                self.connecting += 1
+                return CONNECT
         return None
+
+    def _lend(self, entry: Entry, now: float) -> None:
+        entry.state = IN_USE
+        entry.checked_out_at = now
+        self._counters["checkouts"] += 1
+        if self.lent is not None:
+            entry.leak_reported = False
+            self.lent.add(entry)
 
     def add_waiter(self, now: float, timeout: float | None, signal: Any) -> Waiter:
         """Queue a caller that found nothing; refuse it if it may not wait at all."""
@@ -262,6 +303,7 @@ class PoolState:
             self._release_slot()
         elif isinstance(result, Entry):
             self._counters["checkouts"] -= 1
+            self._unlend(result)
             self._return_entry(result, now)
         if timed_out:
             self._counters["timeouts"] += 1
@@ -282,6 +324,29 @@ class PoolState:
             f"({self.counts()})"
         )
 
+    def unreachable_error(self, now: float) -> BaseException:
+        """Build the fail-fast error while connects fail: the driver's own last error.
+
+        A new instance of the driver's class (``except driver.OperationalError`` keeps
+        working), chained to the original, with the pool's context in a note.
+        """
+        health = self.health
+        last = health.last_error
+        wait = max(0.0, health.retry_at - now)
+        context = (
+            f"pool {self.config.name!r}: the database is unreachable ({health.failures} "
+            f"connects failed in a row; next attempt in {wait:.2f} s) ({self.counts()})"
+        )
+        error: BaseException
+        try:
+            error = type(last)(*last.args) if last is not None else PoolError(context)
+        except Exception:  # a driver class that cannot be rebuilt from its args
+            error = PoolError(f"{context}: {type(last).__name__}: {last}")
+        error.__cause__ = last
+        if hasattr(error, "add_note") and last is not None:
+            error.add_note(context)
+        return error
+
     def closed_error(self) -> PoolClosed:
         """Build the error for using a closed pool."""
         return PoolClosed(f"pool {self.config.name!r} is closed ({self.counts()})")
@@ -296,12 +361,14 @@ class PoolState:
         """
         self.connecting -= 1
         self._counters["connects"] += 1
+        self.health.succeeded()
         entry = Entry(conn, now, self._expiry(now))
         entry.info = info
         if self.closed:
             self._retire(entry, "pool_closed")
             return None
-        self._counters["checkouts"] += 1
+        self._lend(entry, now)
+        self._grant_connects()
         return entry
 
     def add_idle(self, conn: Any, now: float, info: Any = None) -> Entry | None:
@@ -309,13 +376,15 @@ class PoolState:
         entry = self.connected(conn, now, info)
         if entry is not None:
             self._counters["checkouts"] -= 1
+            self._unlend(entry)
             self._return_entry(entry, now)
         return entry
 
-    def connect_failed(self) -> None:
-        """Free the slot of a connect that raised."""
+    def connect_failed(self, now: float = 0.0, error: BaseException | None = None) -> None:
+        """Free the slot of a connect that raised; back off further connects."""
         self.connecting -= 1
         self._counters["connect_failures"] += 1
+        self.health.failed(now, error)
         self._release_slot()
 
     def count_connect_timeout(self) -> None:
@@ -353,9 +422,26 @@ class PoolState:
             return "pool_closed"
         if self._close_on_return:
             return "close_on_return"
+        if entry.broken:
+            return "broken"
         if entry.expires_at <= now:
             return "max_age"
         return None
+
+    def check_level(self, entry: Entry, now: float) -> int:
+        """Say how an idle entry must be checked before it is lent: ``PING`` (a round
+        trip), ``PROBE`` (a round trip unless a socket probe can tell), or ``0``."""
+        config = self.config
+        if config.pre_ping or entry.created_at <= self.invalidated_at:
+            return PING
+        threshold = config.check_idle_after
+        if threshold is not None and now - entry.last_used_at >= threshold:
+            return PROBE
+        return 0
+
+    def invalidate(self, now: float) -> None:
+        """Have every connection opened until now checked before its next checkout."""
+        self.invalidated_at = now
 
     def checkin(self, entry: Entry, now: float, closed_reason: str | None = None) -> None:
         """Take back a checked-out entry.
@@ -364,9 +450,14 @@ class PoolState:
         reason); its slot is freed, and passed on to the oldest waiter as a connect slot.
         Otherwise the (reset) connection goes to the oldest waiter, or onto the idle stack.
         """
+        if self.lent is not None:
+            self._unlend(entry)
         if closed_reason is not None:
             entry.state = CLOSED
             self._closes[closed_reason] += 1
+            if closed_reason in ("broken", "failed_check"):
+                # It died: those opened before it may have died with it (a restart).
+                self.invalidate(now)
             self._release_slot()
         elif self.closed:
             self._retire(entry, "pool_closed")
@@ -382,23 +473,50 @@ class PoolState:
         waiters = self.waiters
         if waiters:
             waiter = waiters.popleft()
-            entry.state = IN_USE
+            self._lend(entry, now)
             waiter.result = entry
-            self._counters["checkouts"] += 1
             self._plan().wake.append(waiter)
         else:
             entry.state = IDLE
             self.idle.append(entry)
 
     def _release_slot(self) -> None:
-        """Free one slot; the oldest waiter, if any, gets it as the right to connect."""
-        if self.waiters and not self.closed:
+        """Free one slot; the oldest waiter, if any, gets it as the right to connect.
+
+        While the database is unreachable that waiter fails fast instead, with the
+        driver's last connect error, rather than start one more doomed connect.
+        """
+        self.size -= 1
+        if not self.waiters or self.closed:
+            return
+        if self.health.down:
             waiter = self.waiters.popleft()
-            waiter.result = CONNECT
-            self.connecting += 1
+            self._counters["unreachable"] += 1
+            waiter.result = self.unreachable_error(self.health.failed_at)
             self._plan().wake.append(waiter)
         else:
-            self.size -= 1
+            self._grant_connects()
+
+    def _grant_connects(self) -> None:
+        """Give the oldest waiters the right to connect, while slots and the connect
+        cap allow (a connect that ended makes room for the next)."""
+        config = self.config
+        while (
+            self.waiters
+            and self.size < config.max_size
+            and self.connecting < config.max_connecting
+            and not self.closed
+        ):
+            waiter = self.waiters.popleft()
+            waiter.result = CONNECT
+            self.size += 1
+            self.connecting += 1
+            self._plan().wake.append(waiter)
+
+    def _unlend(self, entry: Entry) -> None:
+        if self.lent is not None:
+            self.lent.discard(entry)
+            entry.borrower = None
 
     # -- closing -------------------------------------------------------------------------
 
@@ -419,6 +537,7 @@ class PoolState:
     def abandon(self, entry: Entry) -> None:
         """Retire a checked-out entry whose caller lost it (garbage-collected proxy)."""
         if entry.state == IN_USE:
+            self._unlend(entry)
             self._retire(entry, "abandoned")
 
     def close(self) -> None:
@@ -462,15 +581,35 @@ class PoolState:
             for entry in [e for e in idle if e.expires_at <= now]:
                 idle.remove(entry)
                 self._retire(entry, "max_age")
-        missing = config.min_size - (self.size - self.closing)
-        if missing > 0:
+        missing = min(
+            config.min_size - (self.size - self.closing),
+            config.max_size - self.size,
+            config.max_connecting - self.connecting,
+        )
+        if missing > 0 and not (self.health.down and not self.health.may_attempt(now)):
             self.size += missing
             self.connecting += missing
             self._plan().connect += missing
         return self._next_deadline(now)
 
+    def leaks(self, now: float) -> list[Entry]:
+        """Return the checkouts held longer than ``leak_timeout``, each reported once."""
+        limit = self.config.leak_timeout
+        if self.lent is None or limit is None:
+            return []
+        found = [e for e in self.lent if not e.leak_reported and now - e.checked_out_at >= limit]
+        for entry in found:
+            entry.leak_reported = True
+        self._counters["leaks"] += len(found)
+        return found
+
     def _next_deadline(self, now: float) -> float | None:
         deadlines = [e.expires_at for e in self.idle]
+        limit = self.config.leak_timeout
+        if self.lent and limit is not None:
+            deadlines += [e.checked_out_at + limit for e in self.lent if not e.leak_reported]
+        if self.health.down and self.config.min_size:
+            deadlines.append(self.health.retry_at)  # the refill's next attempt
         max_idle = self.config.max_idle
         if max_idle is not None:
             # An entry returned later than now expires later than now + max_idle, so this

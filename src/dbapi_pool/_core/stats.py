@@ -18,6 +18,8 @@ CLOSE_REASONS = (
     "late_connect",  # a connect finished after its caller's connect_timeout
     "abandoned",  # a checked-out connection was garbage-collected without put()
     "cancelled",  # its call was cancelled and the driver has no server-side cancel
+    "broken",  # it failed with a "dead" error, or the driver reports it closed
+    "failed_check",  # it failed the check before a checkout (probe or ping)
 )
 
 
@@ -49,6 +51,10 @@ class PoolStats:
     connects: int = 0
     connect_failures: int = 0
     connect_timeouts: int = 0
+    #: Callers failed fast because connects were failing (the database is unreachable).
+    unreachable: int = 0
+    #: Checkouts held longer than ``leak_timeout`` (each reported once).
+    leaks: int = 0
     closes: Mapping[str, int] = field(default_factory=_empty_closes)
 
     @property

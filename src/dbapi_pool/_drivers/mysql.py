@@ -27,6 +27,33 @@ def _not(test: Any) -> Any:
     return lambda obj: not test(obj)
 
 
+# Client errors meaning the connection is gone: 2003 can't connect, 2006 server gone away,
+# 2013 lost connection, 2055 lost connection (system error), 4031 disconnected by the server
+# (idle timeout), 1927 connection killed. 1317 (query interrupted, KILL QUERY) is not.
+_MYSQL_DEAD = frozenset({2003, 2006, 2013, 2055, 4031, 1927})
+
+
+def _mysql_disconnect(exc: BaseException) -> bool:
+    code = exc.args[0] if exc.args else None
+    if code in _MYSQL_DEAD:
+        return True
+    # PyMySQL's InterfaceError(0, '') after its socket is gone; mysqlclient's
+    # "(2006, 'MySQL server has gone away')" is covered by the codes.
+    return type(exc).__name__ == "InterfaceError"
+
+
+def _mysql_ping(conn: Any) -> None:
+    conn.ping(False)  # never reconnect: that would swap the session under the pool
+
+
+def _pymysql_reset_connection(conn: Any) -> None:
+    # PyMySQL has no public call for COM_RESET_CONNECTION (0x1F): send the command and
+    # read its OK packet, as MySQL Connector and mysqlclient's C API do.
+    conn.rollback()
+    conn._execute_command(0x1F, b"")
+    conn._read_ok_packet()
+
+
 # Unbuffered ("SS") cursors read rows from the socket as they are fetched.
 _UNBUFFERED = class_named("SSCursor", "SSDictCursor", "CursorUseResultMixIn")
 
@@ -48,6 +75,10 @@ MYSQLDB = DriverProfile(
     session_id=_thread_id,
     cancel=_KILL_QUERY,
     local_fetch=_not(_UNBUFFERED),
+    fileno=lambda conn: int(conn.fileno()),
+    ping=_mysql_ping,
+    is_broken=lambda conn: not getattr(conn, "open", True),
+    is_disconnect=_mysql_disconnect,
 )
 
 PYMYSQL = DriverProfile(
@@ -59,4 +90,9 @@ PYMYSQL = DriverProfile(
     local_fetch=_not(_UNBUFFERED),
     # Pure Python: yields wherever its sockets do (mysqlclient's C library never does).
     cooperates=lambda backend, sockets_patched: sockets_patched,
+    fileno=lambda conn: int(conn._sock.fileno()),
+    ping=_mysql_ping,
+    is_broken=lambda conn: not getattr(conn, "open", True),
+    is_disconnect=_mysql_disconnect,
+    full_reset=_pymysql_reset_connection,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import DriverProfile, cancel_through_new_session, unnamed_cursor
+from .base import DriverProfile, cancel_through_new_session, select_one, unnamed_cursor
 
 __all__ = ["PG8000", "PSYCOPG", "PSYCOPG2"]
 
@@ -64,6 +64,59 @@ def _pure_python_green(backend: str, sockets_patched: bool) -> bool:
     return sockets_patched
 
 
+# SQLSTATE class 08 (connection exception), 57P01-57P03 (admin shutdown, crash shutdown,
+# cannot connect now): the connection is gone. A cancelled query (57014) is not.
+def _pg_dead_state(state: Any) -> bool:
+    return isinstance(state, str) and (state.startswith("08") or state in _PG_DEAD)
+
+
+_PG_DEAD = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _psycopg2_disconnect(exc: BaseException) -> bool:
+    import psycopg2
+
+    if _pg_dead_state(getattr(exc, "pgcode", None)):
+        return True
+    # libpq's own errors ("server closed the connection unexpectedly") carry no SQLSTATE.
+    return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and (
+        getattr(exc, "pgcode", None) is None
+    )
+
+
+def _psycopg_disconnect(exc: BaseException) -> bool:
+    import psycopg
+
+    if _pg_dead_state(getattr(exc, "sqlstate", None)):
+        return True
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)) and (
+        getattr(exc, "sqlstate", None) is None
+    )
+
+
+def _pg8000_disconnect(exc: BaseException) -> bool:
+    import pg8000.dbapi
+
+    detail = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    if _pg_dead_state(detail.get("C")):
+        return True
+    return isinstance(exc, pg8000.dbapi.InterfaceError)
+
+
+def _discard_all(conn: Any) -> None:
+    # DISCARD ALL cannot run inside a transaction block: roll back, then run it in
+    # autocommit, and put the borrower's autocommit setting back.
+    conn.rollback()
+    autocommit = conn.autocommit
+    conn.autocommit = True
+    try:
+        cursor = conn.cursor()
+        cursor.execute("DISCARD ALL")
+        cursor.close()
+    finally:
+        conn.autocommit = autocommit
+
+
 PSYCOPG2 = DriverProfile(
     name="psycopg2",
     database_kwarg="dbname",
@@ -75,6 +128,11 @@ PSYCOPG2 = DriverProfile(
     local_fetch=unnamed_cursor,
     local_close=unnamed_cursor,
     cooperates=_psycopg2_green,
+    fileno=lambda conn: int(conn.fileno()),
+    ping=select_one,
+    is_broken=lambda conn: bool(conn.closed),
+    is_disconnect=_psycopg2_disconnect,
+    full_reset=_discard_all,
 )
 
 PSYCOPG = DriverProfile(
@@ -88,6 +146,11 @@ PSYCOPG = DriverProfile(
     local_fetch=unnamed_cursor,
     local_close=unnamed_cursor,
     cooperates=_psycopg_green,
+    fileno=lambda conn: int(conn.fileno()),
+    ping=select_one,
+    is_broken=lambda conn: bool(conn.closed or conn.broken),
+    is_disconnect=_psycopg_disconnect,
+    full_reset=_discard_all,
 )
 
 # pg8000's ``timeout`` is a socket timeout for every later query too, so the pool does not
@@ -100,4 +163,8 @@ PG8000 = DriverProfile(
     transaction_idle=_pg8000_idle,
     local_fetch=lambda cursor: True,  # pg8000 reads every row during execute()
     cooperates=_pure_python_green,
+    fileno=lambda conn: int(conn._usock.fileno()),
+    ping=select_one,
+    is_disconnect=_pg8000_disconnect,
+    full_reset=_discard_all,
 )

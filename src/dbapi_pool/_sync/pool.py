@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
-from .._base import PoolBase
+from .._base import LEAK_STACK_DEPTH, PoolBase
 from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
 from ..errors import ConnectTimeout
 from ..proxy import OffloadedConnection, PooledConnection
@@ -127,15 +128,30 @@ class ConnectionPool(PoolBase):
             self._collect_abandoned()
         if timeout is None:
             timeout = self._config.timeout
+        start = _monotonic()
+        while True:
+            got = self._checkout_or_wait(start, timeout)
+            if got is CONNECT:
+                return self._connect()
+            # A connection that fails its check is replaced within the same deadline.
+            if not self._validates or self._usable(got):  # type: ignore[arg-type]
+                break
+        if self._state.lent is not None:
+            got.borrower = traceback.format_stack(limit=LEAK_STACK_DEPTH)[:-1]  # type: ignore[union-attr]
+        return self._proxy_class(self, got)  # type: ignore[arg-type]
+
+    def _checkout_or_wait(self, start: float, timeout: float | None) -> Entry | ConnectGrant:
+        """Take an idle entry or a slot to connect into, waiting in line if need be."""
         state = self._state
-        now = _monotonic()
         waiter = None
+        now = start
         while True:
             with self._lock:
                 got = state.checkout(now)
                 plan = state.take_plan() if state.plan is not None else None
                 if got is None and plan is None:
-                    waiter = state.add_waiter(now, timeout, self._backend.new_signal())
+                    left = None if timeout is None else start + timeout - now
+                    waiter = state.add_waiter(now, left, self._backend.new_signal())
             if plan is None:
                 break
             self._carry_out(plan)
@@ -143,11 +159,26 @@ class ConnectionPool(PoolBase):
                 break
             # Expired idle connections were closed and freed their slots: look again
             # (a waiter that queued meanwhile gets a freed slot first).
+            now = _monotonic()
         if waiter is not None:
-            got = self._wait(waiter, now, timeout)
-        if got is CONNECT:
-            return self._connect()
-        return self._proxy_class(self, got)  # type: ignore[arg-type]
+            return self._wait(waiter, start, timeout)
+        return got  # type: ignore[return-value]
+
+    def _usable(self, entry: Entry) -> bool:
+        """Check an idle connection before lending it; if dead, close it, free its slot."""
+        try:
+            if self._needs_ping(entry, _monotonic()):
+                self._call(self.profile.ping, entry.conn)
+        except Exception as exc:
+            self._check_failed(exc)
+            self._close_quietly(entry.conn, "failed_check")
+            with self._lock:
+                self._state.checkin(entry, _monotonic(), "failed_check")
+                plan = self._state.take_plan()
+            if plan is not None:
+                self._carry_out(plan)
+            return False
+        return True
 
     def get_nowait(self) -> PooledConnection:
         """Check out a connection without waiting for another caller to return one.
@@ -188,9 +219,9 @@ class ConnectionPool(PoolBase):
             conn = self._open()
         except ConnectTimeout:
             raise  # the slot stays taken until the late connect ends (see _late_connect)
-        except BaseException:
+        except BaseException as exc:
             with self._lock:
-                self._state.connect_failed()
+                self._state.connect_failed(_monotonic(), exc)
                 plan = self._state.take_plan()
             if plan is not None:
                 self._carry_out(plan)
@@ -253,6 +284,8 @@ class ConnectionPool(PoolBase):
         state = self._state
         now = _monotonic()
         reason = state.retire_reason(entry, now)
+        if reason is None and self._is_broken is not None and self._is_broken(entry.conn):
+            reason = "broken"
         if reason is None and self._reset is not None and self._needs_reset(entry.conn):
             reason = self._run_reset(entry)
         if reason is not None:
@@ -295,8 +328,8 @@ class ConnectionPool(PoolBase):
                 if plan.close:
                     self._state.entries_closed(plan.close)
                 for conn in opened:
-                    if conn is None:
-                        self._state.connect_failed()
+                    if isinstance(conn, BaseException):
+                        self._state.connect_failed(_monotonic(), conn)
                     else:
                         self._state.add_idle(conn, _monotonic())
                 plan = self._state.take_plan()  # type: ignore[assignment]
@@ -304,7 +337,7 @@ class ConnectionPool(PoolBase):
     def _connect_for_pool(self) -> Any:
         try:
             return self._open()
-        except Exception as exc:
+        except Exception as exc:  # returned: the core backs off with it
             logger.warning(
                 "pool %r: could not open a connection to keep min_size=%d (%s: %s)",
                 self.name,
@@ -312,15 +345,18 @@ class ConnectionPool(PoolBase):
                 type(exc).__name__,
                 exc,
             )
-            return None
+            return exc
 
     def _maintain(self) -> float | None:
         """Expire idle connections and refill to min_size; return seconds to the next run."""
         if self._abandoned:
             self._collect_abandoned()
         with self._lock:
-            deadline = self._state.maintain(_monotonic())
+            now = _monotonic()
+            deadline = self._state.maintain(now)
+            leaks = self._state.leaks(now)
             plan = self._state.take_plan()
+        self._report_leaks(leaks, now)
         if plan is not None:
             self._carry_out(plan)
         if deadline is None:
@@ -331,7 +367,12 @@ class ConnectionPool(PoolBase):
         config = self._config
         if self._worker is not None or self._state.closed:
             return
-        if config.max_idle is None and config.max_age is None and not config.min_size:
+        if (
+            config.max_idle is None
+            and config.max_age is None
+            and config.leak_timeout is None
+            and not config.min_size
+        ):
             return  # nothing would ever be due
         with self._lock:
             if self._worker is not None:

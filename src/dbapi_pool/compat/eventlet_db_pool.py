@@ -1,0 +1,736 @@
+"""Reproduce eventlet's ``db_pool`` module (0.41.3) on dbapi-pool's pool core.
+
+``from dbapi_pool.compat import eventlet_db_pool as db_pool`` stands in for
+``from eventlet import db_pool``: same names, signatures, defaults and attributes. The pools
+are :class:`dbapi_pool.ConnectionPool` subclasses on the eventlet backend: a blocked
+``get()`` parks only its green thread (monkey-patched or not), waiters are served first come
+first served, ``TpooledConnectionPool`` runs every driver call in eventlet's tpool and
+``RawConnectionPool`` calls the driver directly.
+
+A caller holds a :class:`PooledConnectionWrapper` whose ``_base`` is the connection as
+upstream had it: the driver's own (``RawConnectionPool``), or an offloading view of it
+(``TpooledConnectionPool``; upstream's was a ``tpool.Proxy``, ours runs a whole statement
+per hop and reads buffered rows locally; ``_obj`` is the driver's). ``free_items`` holds
+these objects, newest first, as a fresh snapshot at each access (``clear()`` closes them).
+
+Where upstream is silent or broken (none of its defects is reproduced):
+
+- ``put(None)`` frees the slot of one checkout that will not come back: one whose wrapper
+  was just dropped (garbage-collected: its connection is closed), else one taken off its
+  wrapper by ``_unwrap_connection`` (its caller keeps that connection), else the oldest one
+  out, which is *detached*: its holder may go on using it, it leaves ``current_size``, and
+  it is closed when it comes back. With nothing out it does nothing.
+- A wrapper of another pool is accepted by handing it to the pool it came from. A wrapper
+  already returned is ignored. Anything else this pool did not hand out (a raw connection
+  of nobody's, or one already idle here) is logged and left alone: counts stay right.
+- A dropped wrapper's connection is closed and its slot freed; a cleanup that raises
+  closes the connection (a ``BaseException`` still frees the slot); a connection finishing
+  after ``connect_timeout`` is closed; a failed connect passes its slot on to the next
+  waiter; an idle connection found dead is not handed out; nothing is printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
+
+from .._core import Entry, Plan, Waiter
+from .._drivers import module_name, profile_for
+from .._sync import ConnectionPool as _CorePool
+from .._sync.backends import EventletBackend
+from .._sync.worker import ConnectAttempt
+from ..config import PoolConfig
+from ..errors import UnknownHost
+from ..proxy import OffloadedCursor
+
+__all__ = [
+    "BaseConnectionPool",
+    "ConnectTimeout",
+    "ConnectionPool",
+    "DatabaseConnector",
+    "GenericConnectionWrapper",
+    "PooledConnectionWrapper",
+    "RawConnectionPool",
+    "TpooledConnectionPool",
+    "cleanup_rollback",
+]
+
+logger = logging.getLogger("dbapi_pool")
+_monotonic = time.monotonic
+_MISSING: Any = object()  # no cleanup argument: use the pool's
+
+
+class ConnectTimeout(Exception):
+    """The driver's ``connect()`` took longer than ``connect_timeout``."""
+
+
+def cleanup_rollback(conn: Any) -> None:
+    """Roll back whatever the borrower left open (the pools' default ``cleanup``)."""
+    conn.rollback()
+
+
+# -- offloading to eventlet's tpool ------------------------------------------------------
+
+
+class _Tpool:
+    """Run driver calls in eventlet's tpool (what an ``OffloadedCursor`` needs of a pool)."""
+
+    __slots__ = ("profile",)
+
+    def __init__(self, profile: Any) -> None:
+        self.profile = profile
+
+    @staticmethod
+    def _call(fn: Callable[..., Any], *args: Any) -> Any:
+        from eventlet import tpool
+
+        return tpool.execute(fn, *args)
+
+
+class _TpooledConnection:
+    """Run each method of a driver connection in an OS thread (one hop per call);
+    ``cursor()`` gives a cursor whose statements are one hop each."""
+
+    __slots__ = ("_obj", "_tpool")
+
+    def __init__(self, obj: Any, tpool: _Tpool) -> None:
+        object.__setattr__(self, "_obj", obj)
+        object.__setattr__(self, "_tpool", tpool)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(object.__getattribute__(self, "_obj"), name)
+        tpool = self._tpool
+        if name == "cursor":
+            return lambda *a, **k: OffloadedCursor(value(*a, **k), cast(Any, tpool))
+        if not callable(value):
+            return value
+        return lambda *a, **k: tpool._call(partial(value, *a, **k))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._obj, name, value)
+
+    def __enter__(self) -> Any:
+        return self._tpool._call(self._obj.__enter__)
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        return self._tpool._call(self._obj.__exit__, *exc_info)
+
+    def __bool__(self) -> bool:
+        return bool(self._obj)
+
+    def __repr__(self) -> str:
+        return repr(self._obj)
+
+
+def _open(db_module: Any, timeout: Any, args: Any, kw: Any, tpooled: bool) -> Any:
+    """Connect (in tpool if ``tpooled``); raise ConnectTimeout after ``timeout`` s."""
+    limit = None if timeout is None else max(0.0, float(timeout))
+    profile = profile_for(db_module)
+    # The driver's own connect timeout, where it has one, frees its thread too.
+    opener = partial(db_module.connect, *args, **profile.connect_kwargs(kw, limit or None))
+    tpool = _Tpool(profile) if tpooled else None
+    run = opener if tpool is None else partial(tpool._call, opener)
+    conn = run() if limit is None else _timed(run, limit, tpool, module_name(db_module))
+    return conn if tpool is None else _TpooledConnection(conn, tpool)
+
+
+def _timed(run: Callable[[], Any], limit: float, tpool: _Tpool | None, name: str) -> Any:
+    lock = threading.Lock()  # looked up now: green once threading is patched
+    attempt = ConnectAttempt(run, lock, partial(_close_late, tpool), EventletBackend(), name)
+    try:
+        finished = attempt.wait(limit)
+    except BaseException:  # killed while waiting: close the connection when it comes
+        with lock:
+            late = attempt.finished
+            attempt.abandoned = not late
+        if late:
+            _close_late(tpool, attempt.conn)
+        raise
+    if not finished:
+        raise ConnectTimeout(f"{name}: connect() took longer than connect_timeout={limit:g} s")
+    error, attempt.error = attempt.error, None  # no attempt <-> traceback cycle
+    if error is not None:
+        raise error
+    return attempt.conn
+
+
+def _close_late(tpool: _Tpool | None, conn: Any) -> None:
+    """Close a connection that arrived after its caller gave up."""
+    if conn is not None:
+        try:
+            tpool._call(conn.close) if tpool is not None else conn.close()
+        except Exception as exc:
+            logger.warning("closing a connection that came after connect_timeout: %s", exc)
+
+
+# -- what callers hold -------------------------------------------------------------------
+
+#: The methods upstream's wrapper forwards (MySQLdb-centric); nothing else is forwarded.
+_PROXIED = """affected_rows autocommit begin change_user character_set_name close commit
+cursor dump_debug_info errno error errorhandler get_server_info insert_id literal ping query
+rollback select_db server_capabilities set_character_set set_isolation_level
+set_server_option set_sql_mode show_warnings shutdown sqlstate stat store_result
+string_literal thread_id use_result warning_count""".split()  # noqa: SIM905 (one line per name: 33 lines)
+
+
+class GenericConnectionWrapper:
+    """Forward upstream's fixed list of connection methods to ``self._base``."""
+
+    if TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any: ...
+
+    def __init__(self, baseconn: Any) -> None:
+        self._base = baseconn
+
+    def __enter__(self) -> Any:
+        return self._base.__enter__()
+
+    def __exit__(self, exc: Any, value: Any, tb: Any) -> Any:
+        return self._base.__exit__(exc, value, tb)
+
+    def __repr__(self) -> str:
+        if not hasattr(self, "_base"):  # upstream raised AttributeError here
+            return f"<{type(self).__name__} (returned)>"
+        return repr(self._base)
+
+
+def _forward(name: str) -> Callable[..., Any]:
+    def method(self: GenericConnectionWrapper, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self._base, name)(*args, **kwargs)
+
+    method.__name__, method.__qualname__ = name, f"GenericConnectionWrapper.{name}"
+    method.__doc__ = f"Call ``{name}`` on the wrapped connection."
+    return method
+
+
+for _name in _PROXIED:
+    setattr(GenericConnectionWrapper, _name, _forward(_name))
+
+
+class PooledConnectionWrapper(GenericConnectionWrapper):
+    """Lend one pooled connection: truthy while out; ``close()`` puts it back.
+
+    Once back it is falsy, its methods raise ``AttributeError`` and ``close()`` does
+    nothing. Dropped while out, its connection is closed and its slot freed.
+    """
+
+    _entry: Entry | None = None
+    #: (pool, entry) once ``_destroy()`` took it off a checkout still out.
+    _unwrapped: tuple[BaseConnectionPool, Entry] | None = None
+
+    def __init__(self, baseconn: Any, pool: Any) -> None:
+        super().__init__(baseconn)
+        self._pool = pool
+
+    def __bool__(self) -> bool:
+        return hasattr(self, "_base") and bool(self._base)
+
+    __nonzero__ = __bool__
+
+    def _destroy(self) -> None:
+        """Let go of the connection for good: the wrapper becomes falsy and useless."""
+        entry, pool = self._entry, self._pool
+        self._entry = self._pool = None
+        if entry is not None and isinstance(pool, BaseConnectionPool):
+            # Taken off a checkout still out: its slot stays taken until the connection,
+            # this wrapper or None is put back.
+            self._unwrapped = (pool, entry)
+            cast(_Conn, entry.info).wrapper = None
+        if hasattr(self, "_base"):
+            del self._base
+
+    def close(self) -> None:
+        """Return the connection to its pool (a second call does nothing)."""
+        if self and self._pool:
+            self._pool.put(self)
+        self._destroy()
+
+    def __del__(self) -> None:
+        entry, pool = self._entry, self._pool
+        if entry is not None and isinstance(pool, BaseConnectionPool):
+            try:  # lock-free hand-over: the collector may run under the pool's lock
+                pool._abandon(entry)
+            except Exception:  # interpreter shutdown
+                pass
+
+
+# -- the pools ---------------------------------------------------------------------------
+
+
+class _Conn:
+    """Hold what this layer knows of one pooled connection (its ``Entry.info``)."""
+
+    __slots__ = ("detached", "view", "wrapper")
+
+    def __init__(self, view: Any) -> None:
+        self.view = view  # what _base, free_items and cleanup get
+        self.wrapper: weakref.ref[PooledConnectionWrapper] | None = None  # None: unwrapped
+        self.detached = False  # put(None) freed its slot: close it when it comes back
+
+
+def _data(conn: Any) -> _Conn:
+    return cast(_Conn, conn.info)
+
+
+def _setting(name: str, doc: str) -> Any:
+    return property(
+        lambda pool: pool._compat_settings[name],
+        lambda pool, v: pool._compat_reconfigure(name, v),
+        doc=doc,
+    )
+
+
+def _limit(seconds: Any) -> Any:
+    return seconds if seconds is None or seconds > 0 else 0  # upstream: <= 0 closes at once
+
+
+class BaseConnectionPool(_CorePool):
+    """Pool connections of ``db_module`` behind eventlet's ``db_pool`` interface.
+
+    ``*args`` and ``**kwargs``, all of them, go to ``db_module.connect()``. Connections are
+    opened through ``create()`` and the classmethod ``connect()``, so subclasses that
+    override either keep working. (Upstream's base class could not connect; this one
+    connects like ``RawConnectionPool``.)
+    """
+
+    _compat_tpooled = False
+
+    min_size = _setting("min_size", "Connections opened by the constructor and kept.")
+    max_size = _setting("max_size", "Connections open at most; more get() calls wait.")
+    max_idle = _setting("max_idle", "Seconds an idle connection stays open (<= 0: none).")
+    max_age = _setting("max_age", "Seconds a connection lives (<= 0: one checkout).")
+    connect_timeout = _setting("connect_timeout", "Seconds connect() may take.")
+
+    def __init__(
+        self,
+        db_module: Any,
+        min_size: int = 0,
+        max_size: int = 4,
+        max_idle: float = 10,
+        max_age: float = 30,
+        connect_timeout: float = 5,
+        cleanup: Any = cleanup_rollback,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        self._db_module = db_module
+        self.cleanup = cleanup
+        self._compat_settings = dict(
+            min_size=min_size, max_size=max_size, max_idle=max_idle, max_age=max_age
+        )
+        self._compat_settings["connect_timeout"] = connect_timeout
+        self._compat_classic_args = (args, kwargs)
+        self._compat_out: dict[int, Entry] = {}  # checkouts still out, by id() of their _base
+        name = profile_for(db_module).describe(kwargs)
+        settings = self._compat_core_settings(self._compat_settings)
+        super().__init__(
+            db_module, name=name, backend="eventlet", offload=self._compat_tpooled, **settings
+        )
+
+    @staticmethod
+    def _compat_core_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+        # connect() enforces connect_timeout (raising this module's ConnectTimeout), so a
+        # subclass overriding it keeps upstream's contract; put() runs the cleanup.
+        return dict(
+            min_size=settings["min_size"],
+            max_size=settings["max_size"],
+            max_idle=_limit(settings["max_idle"]),
+            max_age=_limit(settings["max_age"]),
+            connect_timeout=None,
+            timeout=None,
+            reset=None,
+        )
+
+    def _setup(self) -> None:
+        # PoolBase kept the (empty) connect arguments it was given; create() uses these.
+        self._args, self._kwargs = self._compat_classic_args
+        del self._compat_classic_args
+        self._compat_tpool = _Tpool(self.profile) if self._compat_tpooled else None
+        super()._setup()
+        self._proxy_class = self._compat_wrap  # type: ignore[assignment]
+
+    def _compat_wrap(self, _pool: Any, entry: Entry) -> PooledConnectionWrapper:
+        with self._lock:
+            info = self._compat_info(entry)
+            wrapper = PooledConnectionWrapper(info.view, self)
+            wrapper._entry = entry
+            info.wrapper = weakref.ref(wrapper)
+            self._compat_out[id(info.view)] = entry
+        return wrapper
+
+    def _compat_info(self, entry: Entry) -> _Conn:
+        """Return the entry's data of this layer, made on first sight (lock held)."""
+        if entry.info is None:
+            tpool, conn = self._compat_tpool, entry.conn
+            entry.info = _Conn(conn if tpool is None else _TpooledConnection(conn, tpool))
+        return _data(entry)
+
+    def _connect_driver(self) -> Any:
+        made = self.create()
+        conn = made[-1] if isinstance(made, tuple) else made
+        return conn._obj if isinstance(conn, _TpooledConnection) else conn
+
+    def create(self) -> Any:
+        """Open a connection the pool does not count: ``(created, created, conn)``."""
+        now = time.time()
+        conn = self.connect(self._db_module, self.connect_timeout, *self._args, **self._kwargs)
+        return now, now, conn
+
+    @classmethod
+    def connect(cls, db_module: Any, connect_timeout: Any, *args: Any, **kw: Any) -> Any:
+        """Return ``db_module.connect(*args, **kw)``, or raise ConnectTimeout after
+        ``connect_timeout`` seconds (``None``: never) and close the late connection."""
+        return _open(db_module, connect_timeout, args, kw, cls._compat_tpooled)
+
+    # -- checkout ------------------------------------------------------------------------
+
+    def get(self, timeout: float | None = None) -> PooledConnectionWrapper:  # type: ignore[override]
+        """Check out a connection: the newest idle one, a new one, or the next returned.
+
+        Only the calling green thread waits, forever by default as upstream; ``timeout``
+        (an addition) bounds the wait (``PoolTimeout``). An idle connection found dead is
+        replaced. Raises ConnectTimeout, or the driver's own error from ``connect()``.
+        """
+        return cast(PooledConnectionWrapper, super().get(timeout))
+
+    @contextmanager
+    def item(self, cleanup: Any = _MISSING) -> Iterator[PooledConnectionWrapper]:
+        """Lend a connection for a ``with`` block, then ``put()`` it back with ``cleanup``."""
+        conn = self.get()
+        try:
+            yield conn
+        finally:
+            self.put(conn, cleanup=cleanup)
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[PooledConnectionWrapper]:  # type: ignore[override]
+        """Lend a connection for a ``with`` block: commit at the end (roll back on an
+        exception), then put it back."""
+        conn = self.get(timeout)
+        try:
+            yield conn
+            conn.commit()
+        except BaseException:
+            try:
+                conn.rollback()
+            except Exception:  # the caller's exception is the one to see
+                pass
+            raise
+        finally:
+            self.put(conn)
+
+    # -- return --------------------------------------------------------------------------
+
+    def put(self, conn: Any, cleanup: Any = _MISSING) -> None:
+        """Return a connection (or ``None``: see the module's notes).
+
+        It is closed if ``max_idle`` or ``max_age`` is <= 0 or it is past ``max_age``;
+        else ``cleanup`` (default: the pool's; ``None``: none) runs on it and it goes to
+        the next waiter or stays idle. An ``Exception`` from cleanup closes it (logged);
+        a ``BaseException`` propagates once its slot is freed.
+        """
+        if conn is None:
+            self._compat_put_none()
+            return
+        if self._abandoned:
+            self._collect_abandoned()
+        entry = self._compat_claim(conn, cleanup)
+        if entry is not None:
+            self._compat_give_back(entry, self.cleanup if cleanup is _MISSING else cleanup)
+
+    def _compat_claim(self, conn: Any, cleanup: Any) -> Entry | None:
+        """Return the checkout of this pool that ``conn`` ends (its wrapper destroyed)."""
+        if isinstance(conn, PooledConnectionWrapper):
+            owner = conn._pool
+            if isinstance(owner, BaseConnectionPool) and owner is not self:
+                logger.debug("pool %r: passing a connection of %r back", self.name, owner.name)
+                owner.put(conn, cleanup)
+                return None
+            if conn._unwrapped is not None:  # its connection was taken off: free the slot
+                (pool, unwrapped), conn._unwrapped = conn._unwrapped, None
+                pool._compat_detach(unwrapped)
+                return None
+            if conn._entry is not None:
+                return self._compat_take(conn)
+            if not conn:
+                logger.debug("pool %r: put() of a connection already returned", self.name)
+                return None
+            base = conn._base  # a wrapper made by hand: look its connection up
+            conn._destroy()
+            conn = base
+        entry = self._compat_take_base(conn)
+        if entry is None:
+            what = type(conn).__name__  # never its repr: it may show connect arguments
+            logger.warning("pool %r: put() of a %s not out of this pool; ignored", self.name, what)
+        return entry
+
+    def _compat_take(self, wrapper: PooledConnectionWrapper) -> Entry | None:
+        with self._lock:
+            entry, wrapper._entry = wrapper._entry, None
+            if entry is not None:
+                self._compat_out.pop(id(_data(entry).view), None)
+        wrapper._destroy()
+        return entry
+
+    def _compat_take_base(self, base: Any) -> Entry | None:
+        with self._lock:
+            entry = self._compat_out.get(id(base))
+            if entry is None or _data(entry).view is not base:
+                return None
+            del self._compat_out[id(base)]
+            ref = _data(entry).wrapper
+            wrapper = ref() if ref is not None else None
+            if wrapper is not None:
+                wrapper._entry = None
+        if wrapper is not None:
+            wrapper._destroy()
+        return entry
+
+    def _compat_give_back(self, entry: Entry, cleanup: Any, reason: str | None = None) -> None:
+        """Close or keep the connection of a checkout that ended (``reason``: close it)."""
+        info = _data(entry)
+        if info.detached:  # put(None) freed its slot already
+            self._close_quietly(entry.conn, "detached")
+            return
+        state, now = self._state, _monotonic()
+        reason = reason or state.retire_reason(entry, now)
+        if reason is None and state.size > self._config.max_size and not state.waiters:
+            reason = "close_on_return"  # resize() shrank the pool
+        if reason is None and cleanup is not None:
+            reason = self._compat_cleanup(entry, cleanup, info.view)
+        if reason is not None:
+            self._close_quietly(entry.conn, reason)
+        self._compat_checkin(entry, now, reason)
+
+    def _compat_cleanup(self, entry: Entry, cleanup: Any, view: Any) -> str | None:
+        try:
+            cleanup(view)
+        except Exception as exc:
+            logger.warning("pool %r: cleanup %r raised %r; closing", self.name, cleanup, exc)
+            return "reset_failed"
+        except BaseException:  # session state unknown: close it, free the slot, go on
+            self._close_quietly(entry.conn, "reset_failed")
+            self._compat_checkin(entry, _monotonic(), "reset_failed")
+            raise
+        return None
+
+    def _compat_checkin(self, entry: Entry, now: float, reason: str | None) -> None:
+        with self._lock:
+            self._state.checkin(entry, now, reason)
+            plan = self._state.take_plan()
+        if plan is not None:
+            self._carry_out(plan)
+
+    def _compat_put_none(self) -> None:
+        plan, lost = self._compat_take_lost(claim=True)
+        if plan is not None:
+            self._carry_out(plan)
+        if not lost and not self._compat_detach(None):
+            logger.warning("pool %r: put(None) with no connection out; ignored", self.name)
+
+    def _compat_detach(self, entry: Entry | None) -> bool:
+        """Free the slot of a checkout that will not come back (``None``: pick one)."""
+        with self._lock:
+            out = list(self._compat_out.values())
+            if entry is None and out:
+                entry = next((e for e in out if _data(e).wrapper is None), out[0])
+            if entry is None or entry not in out:
+                return False
+            del self._compat_out[id(_data(entry).view)]
+            _data(entry).detached = True
+            self._state.checkin(entry, _monotonic(), "abandoned")
+            plan = self._state.take_plan()
+        if plan is not None:
+            self._carry_out(plan)
+        return True
+
+    def _abandoned_plan(self) -> Plan | None:
+        return self._compat_take_lost(claim=False)[0]
+
+    def _compat_take_lost(self, *, claim: bool) -> tuple[Plan | None, int]:
+        """Retire the checkouts whose wrapper was dropped; count the slots freed."""
+        detached, lost = [], 0
+        with self._lock:
+            while self._abandoned:
+                entry = self._abandoned.popleft()
+                self._compat_out.pop(id(_data(entry).view), None)
+                if _data(entry).detached:
+                    detached.append(entry)
+                elif entry.state == "in_use":
+                    self._state.abandon(entry)
+                    lost += 1
+            plan = self._state.take_plan()
+        for entry in detached:
+            self._close_quietly(entry.conn, "detached")
+        for n in range(lost):  # the one put(None) stands for was not forgotten
+            level = logging.DEBUG if claim and n == 0 else logging.WARNING
+            logger.log(level, "pool %r: a connection was dropped without put()", self.name)
+        return plan, lost
+
+    # -- the rest of the classic surface -------------------------------------------------
+
+    @property
+    def current_size(self) -> int:
+        """Count the connections open or opening, idle or out (what ``max_size`` bounds)."""
+        return self._state.size
+
+    @property
+    def free_items(self) -> deque[Any]:
+        """Return a snapshot of the idle connections, newest first."""
+        with self._lock:
+            return deque(self._compat_info(entry).view for entry in reversed(self._state.idle))
+
+    def free(self) -> int:
+        """Count the connections ``get()`` may have without waiting: idle + room to grow."""
+        return len(self._state.idle) + self._config.max_size - self._state.size
+
+    def waiting(self) -> int:
+        """Count the callers blocked in ``get()``."""
+        return len(self._state.waiters)
+
+    def resize(self, new_size: int) -> None:
+        """Change ``max_size``: new room serves waiters at once; a surplus is closed as
+        connections come back."""
+        self.max_size = new_size
+
+    def _compat_reconfigure(self, name: str, value: Any) -> None:
+        settings = {**self._compat_settings, name: value}
+        config = PoolConfig.build(self.name, **self._compat_core_settings(settings))
+        with self._lock:
+            self._config = self._state.config = config
+            woken = self._compat_grant_room(_monotonic())
+            plan = self._state.take_plan()
+        self._compat_settings = settings
+        for waiter in woken:
+            waiter.signal.release()
+        if plan is not None:
+            self._carry_out(plan)
+
+    def _compat_grant_room(self, now: float) -> list[Waiter]:
+        """Give the oldest waiters the room a larger ``max_size`` made (lock held)."""
+        state, woken = self._state, []
+        while state.waiters:
+            try:
+                grant = state.checkout(now)
+            except Exception:  # the database is unreachable: the waiters learn it later
+                break
+            if grant is None:
+                break
+            waiter = state.waiters.popleft()
+            waiter.result = grant
+            woken.append(waiter)
+        return woken
+
+    def clear(self) -> None:
+        """Close every idle connection (those out are not touched)."""
+        now, idle = _monotonic(), []
+        with self._lock:
+            while not self._state.closed:
+                entry = self._state.checkout(now, connect=False)
+                if not isinstance(entry, Entry):
+                    break
+                idle.append(entry)
+            plan = self._state.take_plan()
+        if plan is not None:
+            self._carry_out(plan)
+        for entry in idle:
+            self._close_quietly(entry.conn, "cleared")
+            self._compat_checkin(entry, now, "pool_closed")
+
+    def _unwrap_connection(self, conn: Any) -> Any:
+        """Return a wrapper's connection (destroying the wrapper), ``x._base`` for another
+        object that has one, else ``None``. The checkout keeps its slot until its
+        connection, its wrapper or ``None`` is put back."""
+        base = None
+        try:
+            if conn:
+                base = conn._base
+                conn._destroy()
+        except AttributeError:
+            pass  # None, junk, or a _base without _destroy
+        return base
+
+    def _safe_close(self, conn: Any, quiet: bool = False) -> None:
+        """Close ``conn`` (a wrapper goes back to its pool); log an ``Exception`` (at DEBUG
+        if ``quiet``) rather than raise it; let a ``BaseException`` through."""
+        try:
+            conn.close()
+        except AttributeError:
+            pass  # None, or junk
+        except Exception as exc:
+            level = logging.DEBUG if quiet else logging.WARNING
+            logger.log(level, "pool %r: Connection.close raised %r", self.name, exc)
+
+
+class TpooledConnectionPool(BaseConnectionPool):
+    """Pool connections whose driver calls all run in eventlet's tpool (OS threads), so
+    that a C driver does not block the other green threads."""
+
+    _compat_tpooled = True
+
+
+class RawConnectionPool(BaseConnectionPool):
+    """Pool connections whose driver is called directly, in the calling green thread."""
+
+
+ConnectionPool = TpooledConnectionPool
+
+
+class DatabaseConnector:
+    """Keep a pool per ``(host, dbname)``, created on first use (upstream's pool of pools).
+
+    ``credentials`` maps a host name to its ``connect()`` keywords; the ``'default'`` entry
+    serves the others. ``conn_pool`` is the pool class (default ``ConnectionPool``);
+    ``*args`` and ``**kwargs`` go to every pool.
+    """
+
+    def __init__(
+        self,
+        module: Any,
+        credentials: Mapping[str, Mapping[str, Any]],
+        conn_pool: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        self._conn_pool_class = conn_pool if conn_pool is not None else ConnectionPool
+        self._module = module
+        self._args = args
+        self._kwargs = kwargs
+        self._credentials = credentials
+        self._databases: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def credentials_for(self, host: str) -> Mapping[str, Any]:
+        """Return the connect keywords for ``host``: its own entry, else ``'default'``;
+        raise :class:`~dbapi_pool.errors.UnknownHost` (a ``KeyError``) if neither exists."""
+        for key in (host, "default"):
+            if key in self._credentials:
+                return self._credentials[key]
+        known = ", ".join(repr(name) for name in self._credentials)
+        raise UnknownHost(f"no credentials for host {host!r} and no 'default' ({known})")
+
+    def get(self, host: str, dbname: str) -> Any:
+        """Return the pool (not a connection) for ``(host, dbname)``, created on first use
+        with the connector's keywords, ``host`` and ``db``, then ``credentials_for(host)``."""
+        key = (host, dbname)
+        pool = self._databases.get(key)
+        if pool is not None:
+            return pool
+        kwargs = {**self._kwargs, "db": dbname, "host": host}
+        kwargs.update(self.credentials_for(host))
+        # Made outside the lock (a constructor may connect, and yield); a pool that lost
+        # the race to another green thread is closed unused.
+        made = self._conn_pool_class(self._module, *self._args, **kwargs)
+        with self._lock:
+            pool = self._databases.setdefault(key, made)
+        if pool is not made and callable(getattr(made, "close", None)):
+            made.close()
+        return pool
