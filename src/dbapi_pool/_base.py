@@ -7,7 +7,9 @@ from validating settings to ``repr``, lives here once.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -30,6 +32,24 @@ _Pool = TypeVar("_Pool", bound="PoolBase")
 
 #: Frames of the borrower's stack kept per checkout when ``leak_timeout`` is set.
 LEAK_STACK_DEPTH = 16
+
+#: Every live pool, so that a forked child can disown its parent's connections.
+_POOLS: weakref.WeakSet[PoolBase] = weakref.WeakSet()
+#: The parent's connections, kept referenced in a child so that no finalizer closes them
+#: (a close sends Terminate / COM_QUIT on the socket the parent still uses).
+_INHERITED: list[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    for pool in list(_POOLS):
+        try:
+            pool._start_afresh_after_fork()
+        except Exception:  # never let one pool break the child
+            logger.exception("pool %r: could not reset after fork", pool.name)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def check_module(module: Any, pool_name: str) -> None:
@@ -141,6 +161,7 @@ class PoolBase:
         #: Entries of proxies collected without put(), handed over lock-free by __del__.
         self._abandoned: deque[Entry] = deque()
         self._setup()
+        _POOLS.add(self)
 
     def _setup(self) -> None:
         """Finish the construction in the front-end (called last by ``__init__``)."""
@@ -154,9 +175,51 @@ class PoolBase:
         parsed = parse_url(url)
         return cls(parsed.import_driver(), **{**parsed.kwargs, **settings})
 
+    def _start_afresh_after_fork(self) -> None:
+        """Empty the pool in a forked child; never use or close the parent's connections.
+
+        Their sockets are pointed at /dev/null in the child, so that even a driver's
+        finalizer writes nothing on the parent's sessions; connections the child still
+        holds are disowned (put() then only detaches them).
+        """
+        for entry in self._state.idle:
+            self._disown(entry.conn)
+        self._state = PoolState(self._config)
+        self._lock = threading.Lock()
+        self._abandoned = deque()
+        self._forked()
+        logger.info("pool %r: started empty in forked child process %d", self.name, os.getpid())
+
+    def _forked(self) -> None:
+        """Drop the front-end's threads and workers after a fork (they did not survive)."""
+
+    def _disown(self, conn: Any) -> None:
+        _INHERITED.append(conn)
+        fileno = self.profile.fileno
+        if fileno is None:
+            return
+        try:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            try:
+                os.dup2(devnull, fileno(conn))
+            finally:
+                os.close(devnull)
+        except Exception:  # no socket any more: nothing to protect
+            pass
+
+    def _inherited(self, entry: Entry) -> bool:
+        """Tell (and handle) a connection checked out before this process was forked."""
+        if entry.owner is self._state:
+            return False
+        self._disown(entry.conn)
+        return True
+
     def _abandon(self, entry: Entry) -> None:
         """Take a connection whose proxy was collected without put() (lock-free: the
         collector may run while this thread holds the pool's lock)."""
+        if entry.owner is not self._state:  # the parent's, inherited across a fork
+            self._disown(entry.conn)
+            return
         self._abandoned.append(entry)
 
     def _abandoned_plan(self) -> Plan | None:

@@ -60,6 +60,10 @@ class AsyncConnectionPool(PoolBase):
         self._maintenance: asyncio.Task[None] | None = None
         self._drained: asyncio.Future[None] | None = None
 
+    def _forked(self) -> None:
+        # Threads and the loop did not survive the fork: the child opens afresh.
+        self._setup()
+
     # -- opening -------------------------------------------------------------------------
 
     async def open(self) -> None:
@@ -378,7 +382,7 @@ class AsyncConnectionPool(PoolBase):
         if type(conn) is not AsyncPooledConnection or conn._pool is not self:
             raise self._foreign(conn)
         entry = conn._release()
-        if entry is None:
+        if entry is None or self._inherited(entry):
             return
         assert self._loop is not None
         done: asyncio.Future[None] = self._loop.create_future()

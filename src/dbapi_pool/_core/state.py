@@ -67,6 +67,7 @@ class Entry:
         "info",
         "last_used_at",
         "leak_reported",
+        "owner",
         "serial",
         "state",
     )
@@ -87,6 +88,9 @@ class Entry:
         #: Where the current borrower checked it out (only with leak_timeout).
         self.borrower: Any = None
         self.leak_reported = False
+        #: The PoolState that made it: after a fork, the child's new state disowns the
+        #: parent's entries (it must never use or close them).
+        self.owner: Any = None
 
     def __repr__(self) -> str:
         return f"<Entry #{self.serial} {self.state}>"
@@ -364,6 +368,7 @@ class PoolState:
         self.health.succeeded()
         entry = Entry(conn, now, self._expiry(now))
         entry.info = info
+        entry.owner = self
         if self.closed:
             self._retire(entry, "pool_closed")
             return None
@@ -450,6 +455,8 @@ class PoolState:
         reason); its slot is freed, and passed on to the oldest waiter as a connect slot.
         Otherwise the (reset) connection goes to the oldest waiter, or onto the idle stack.
         """
+        if entry.owner is not self:  # inherited across a fork: not ours to count
+            return
         if self.lent is not None:
             self._unlend(entry)
         if closed_reason is not None:
@@ -536,7 +543,7 @@ class PoolState:
 
     def abandon(self, entry: Entry) -> None:
         """Retire a checked-out entry whose caller lost it (garbage-collected proxy)."""
-        if entry.state == IN_USE:
+        if entry.state == IN_USE and entry.owner is self:
             self._unlend(entry)
             self._retire(entry, "abandoned")
 

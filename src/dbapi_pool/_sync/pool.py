@@ -279,7 +279,7 @@ class ConnectionPool(PoolBase):
         if type(conn) is not self._proxy_class or conn._pool is not self:
             raise self._foreign(conn)
         entry = conn._release(self._released)
-        if entry is None:
+        if entry is None or self._inherited(entry):
             return
         state = self._state
         now = _monotonic()
@@ -378,6 +378,11 @@ class ConnectionPool(PoolBase):
             if self._worker is not None:
                 return
             self._worker = MaintenanceWorker(self, self._backend)
+
+    def _forked(self) -> None:
+        self._worker = None
+        if self._offload is not None:  # the offload threads did not survive the fork
+            self._offload = self._choose_offload(self._backend, True)
 
     def _abandon(self, entry: Entry) -> None:
         super()._abandon(entry)
