@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import traceback
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -329,6 +330,10 @@ class PoolBase:
         is_disconnect = self.profile.is_disconnect
         if is_disconnect is not None and is_disconnect(exc):
             entry.broken = True
+
+    def _record_borrower(self, entry: Entry) -> None:
+        """Keep where a connection was checked out, to name the borrower of a leak."""
+        entry.borrower = traceback.format_stack(limit=LEAK_STACK_DEPTH)[:-2]
 
     def _report_leaks(self, leaks: list[Entry], now: float) -> None:
         for entry in leaks:

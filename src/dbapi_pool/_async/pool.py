@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import traceback
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +18,7 @@ from functools import partial
 from types import TracebackType
 from typing import Any
 
-from .._base import LEAK_STACK_DEPTH, PoolBase
+from .._base import PoolBase
 from .._core import CONNECT, Entry, Plan, Waiter
 from .._drivers import rollback
 from ..errors import ConnectTimeout, WrongEventLoop
@@ -138,7 +137,7 @@ class AsyncConnectionPool(PoolBase):
             if not self._validates or await self._usable(got):
                 break
         if self._state.lent is not None:
-            got.borrower = traceback.format_stack(limit=LEAK_STACK_DEPTH)[:-1]
+            self._record_borrower(got)
         return AsyncPooledConnection(self, got)
 
     async def _checkout_or_wait(
@@ -267,6 +266,8 @@ class AsyncConnectionPool(PoolBase):
         finally:
             if timer is not None:
                 timer.cancel()
+        if self._state.lent is not None:
+            self._record_borrower(entry)
         return AsyncPooledConnection(self, entry)
 
     def _connect_timed_out(self, fut: asyncio.Future[Entry], limit: float) -> None:
@@ -382,7 +383,7 @@ class AsyncConnectionPool(PoolBase):
         if type(conn) is not AsyncPooledConnection or conn._pool is not self:
             raise self._foreign(conn)
         entry = conn._release()
-        if entry is None or self._inherited(entry):
+        if entry is None or (entry.owner is not self._state and self._inherited(entry)):
             return
         assert self._loop is not None
         done: asyncio.Future[None] = self._loop.create_future()

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
-from .._base import LEAK_STACK_DEPTH, PoolBase
+from .._base import PoolBase
 from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
 from ..errors import ConnectTimeout
 from ..proxy import OffloadedConnection, PooledConnection
@@ -137,7 +136,7 @@ class ConnectionPool(PoolBase):
             if not self._validates or self._usable(got):  # type: ignore[arg-type]
                 break
         if self._state.lent is not None:
-            got.borrower = traceback.format_stack(limit=LEAK_STACK_DEPTH)[:-1]  # type: ignore[union-attr]
+            self._record_borrower(got)  # type: ignore[arg-type]
         return self._proxy_class(self, got)  # type: ignore[arg-type]
 
     def _checkout_or_wait(self, start: float, timeout: float | None) -> Entry | ConnectGrant:
@@ -233,6 +232,8 @@ class ConnectionPool(PoolBase):
             self._carry_out(plan)
         if entry is None:
             raise self._state.closed_error()
+        if self._state.lent is not None:
+            self._record_borrower(entry)
         self._start_worker()
         return self._proxy_class(self, entry)
 
@@ -279,7 +280,7 @@ class ConnectionPool(PoolBase):
         if type(conn) is not self._proxy_class or conn._pool is not self:
             raise self._foreign(conn)
         entry = conn._release(self._released)
-        if entry is None or self._inherited(entry):
+        if entry is None or (entry.owner is not self._state and self._inherited(entry)):
             return
         state = self._state
         now = _monotonic()
