@@ -167,8 +167,12 @@ class AsyncCursor:
         self._buffer: list[Any] = []
         # Rows already on the client need no thread hop (22-45 us each, measured).
         profile = conn._pool.profile
-        self._local_fetch = profile.local_fetch is not None and profile.local_fetch(raw)
-        self._local_close = profile.local_close is not None and profile.local_close(raw)
+        local_fetch, local_close = profile.local_fetch, profile.local_close
+        self._local_fetch = local_fetch is not None and local_fetch(raw)
+        if local_close is local_fetch:  # the same test (psycopg): ask once
+            self._local_close = self._local_fetch
+        else:
+            self._local_close = local_close is not None and local_close(raw)
 
     async def _fetch(self, method: Callable[..., Any], *args: Any) -> Any:
         if self._local_fetch:

@@ -12,8 +12,6 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from functools import partial
 from types import TracebackType
 from typing import Any
@@ -172,11 +170,11 @@ class AsyncConnectionPool(PoolBase):
                 try:
                     await fut
                 except asyncio.CancelledError:
-                    self._return(entry, None, cancelled=True)  # after the ping returns
+                    self._return(entry, cancelled=True)  # after the ping returns
                     raise
         except Exception as exc:
             self._check_failed(exc)
-            self._return(entry, None, reason="failed_check")
+            self._return(entry, reason="failed_check")
             return False
         return True
 
@@ -385,33 +383,38 @@ class AsyncConnectionPool(PoolBase):
         entry = conn._release()
         if entry is None or (entry.owner is not self._state and self._inherited(entry)):
             return
-        assert self._loop is not None
-        done: asyncio.Future[None] = self._loop.create_future()
-        self._return(entry, done)
-        await done
+        done = self._return(entry, wait=True)
+        if done is not None:
+            await done
 
     def _return(
         self,
         entry: Entry,
-        done: asyncio.Future[None] | None,
         *,
+        wait: bool = False,
         cancelled: bool = False,
         reason: str | None = None,
-    ) -> None:
-        """Reset (or close) a returned connection in its thread, then check it in."""
+    ) -> asyncio.Future[None] | None:
+        """Reset (or close) a returned connection in its thread, then check it in.
+
+        With ``wait``, return a future resolved once that is done, or ``None`` if it was
+        done at once (nothing to reset: no future, no hop).
+        """
         if reason is None:
             reason = self._state.retire_reason(entry, _monotonic()) or self._broken(entry.conn)
-        thread: ConnectionThread = entry.info.thread
-        outcome = partial(self._returned, entry, done)
         if reason is not None:
-            thread.call(outcome, self._close_job, entry.conn, reason)
+            job: tuple[Any, ...] = (self._close_job, entry.conn, reason)
         elif cancelled:
             # The transaction may be aborted by the cancel: always roll back first.
-            thread.call(outcome, self._reset_job, entry.conn, self._reset or rollback)
+            job = (self._reset_job, entry.conn, self._reset or rollback)
         elif self._needs_reset(entry.conn):
-            thread.call(outcome, self._reset_job, entry.conn, self._reset)
+            job = (self._reset_job, entry.conn, self._reset)
         else:
-            self._returned(entry, done, True, None)
+            self._returned(entry, None, True, None)
+            return None
+        done = self._loop.create_future() if wait and self._loop is not None else None
+        entry.info.thread.call(partial(self._returned, entry, done), *job)
+        return done
 
     def _reset_job(self, conn: Any, reset: Any) -> str | None:
         try:
@@ -467,7 +470,7 @@ class AsyncConnectionPool(PoolBase):
             self._service.call(
                 self._cancel_outcome, cancel, self._connect_driver, entry.conn, info.session_id
             )
-        self._return(entry, None, cancelled=True)
+        self._return(entry, cancelled=True)
 
     def _cancel_outcome(self, ok: bool, value: Any) -> None:
         if not ok:
@@ -526,15 +529,10 @@ class AsyncConnectionPool(PoolBase):
 
     # -- the rest of the surface ---------------------------------------------------------
 
-    @asynccontextmanager
-    async def connection(
-        self, timeout: float | None = None
-    ) -> AsyncIterator[AsyncPooledConnection]:
+    def connection(self, timeout: float | None = None) -> _Lending:
         """Lend a connection for an ``async with`` block: commit at the end, roll back on
         an exception, and always return it to the pool."""
-        conn = await self.get(timeout)
-        async with conn:
-            yield conn
+        return _Lending(self, timeout)
 
     async def close(self) -> None:
         """Close the pool: idle connections now, checked-out ones when returned.
@@ -579,6 +577,32 @@ class AsyncConnectionPool(PoolBase):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+class _Lending:
+    """``async with pool.connection() as conn``: one plain object, not a generator-based
+    context manager (two layers of those cost measurably per checkout)."""
+
+    __slots__ = ("_conn", "_pool", "_timeout")
+
+    def __init__(self, pool: AsyncConnectionPool, timeout: float | None) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._conn: AsyncPooledConnection | None = None
+
+    async def __aenter__(self) -> AsyncPooledConnection:
+        self._conn = await self._pool.get(self._timeout)
+        return self._conn
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.__aexit__(exc_type, exc, tb)
 
 
 async def _maintenance(ref: weakref.ref[AsyncConnectionPool]) -> None:

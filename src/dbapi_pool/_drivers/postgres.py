@@ -38,9 +38,14 @@ def _backend_pid(conn: Any) -> Any:
     return pid
 
 
-def _libpq_idle(conn: Any) -> bool:
+def _psycopg2_idle(conn: Any) -> bool:
     # TRANSACTION_STATUS_IDLE (0); a broken connection reports UNKNOWN (4), not idle.
-    return bool(conn.info.transaction_status == 0)
+    # get_transaction_status() reads libpq directly (conn.info builds an object per call).
+    return bool(conn.get_transaction_status() == 0)
+
+
+def _psycopg_idle(conn: Any) -> bool:
+    return bool(conn.pgconn.transaction_status == 0)
 
 
 def _pg8000_idle(conn: Any) -> bool:
@@ -124,7 +129,7 @@ PSYCOPG2 = DriverProfile(
     connect_timeout_integer=True,
     url_keys=_LIBPQ_KEYS,
     cancel=_libpq_cancel,
-    transaction_idle=_libpq_idle,
+    transaction_idle=_psycopg2_idle,
     local_fetch=unnamed_cursor,
     local_close=unnamed_cursor,
     cooperates=_psycopg2_green,
@@ -142,7 +147,7 @@ PSYCOPG = DriverProfile(
     connect_timeout_integer=True,
     url_keys=_LIBPQ_KEYS,
     cancel=_psycopg_cancel,
-    transaction_idle=_libpq_idle,
+    transaction_idle=_psycopg_idle,
     local_fetch=unnamed_cursor,
     local_close=unnamed_cursor,
     cooperates=_psycopg_green,
