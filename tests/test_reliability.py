@@ -145,14 +145,17 @@ def test_backend_killed_while_idle_is_replaced_without_an_error() -> None:
     psycopg2 = pytest.importorskip("psycopg2")
     monitor = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
     monitor.autocommit = True
-    with ConnectionPool(psycopg2, host="127.0.0.1", user="postgres", dbname="test") as pool:
+    pool = ConnectionPool(
+        psycopg2, host="127.0.0.1", user="postgres", dbname="test", check_idle_after=0.1
+    )
+    with pool:
         conn = pool.get()
         cur = conn.cursor()
         cur.execute("SELECT pg_backend_pid()")
         (pid,) = cur.fetchone()
         pool.put(conn)
         monitor.cursor().execute("SELECT pg_terminate_backend(%s)", (pid,))
-        time.sleep(0.2)  # the server's goodbye reaches the idle socket
+        time.sleep(0.3)  # past check_idle_after: the socket probe runs (and sees the EOF)
         conn = pool.get()  # no error: the socket probe saw it, a new one was opened
         cur = conn.cursor()
         cur.execute("SELECT pg_backend_pid()")

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ._core import Entry, Plan, PoolState, PoolStats
-from ._core.state import PING, PROBE
+from ._core.state import PROBE
 from ._drivers import DriverProfile, module_name, profile_for
 from ._drivers.base import socket_readable
 from .config import PoolConfig, ResetSpec
@@ -298,19 +298,23 @@ class PoolBase:
 
     def _needs_ping(self, entry: Entry, now: float) -> bool:
         """Tell whether an idle connection needs a ping before it is lent; raise if it is
-        surely dead. A near-free socket probe comes first; a ping only when the core asks
-        for one (idle long, pre_ping, invalidated) or the probe saw something arrive."""
+        surely dead.
+
+        A connection used within ``check_idle_after`` is trusted (HikariCP's bypass
+        window): even the near-free socket probe releases the GIL, which costs a thread
+        switch in a busy process. Past it, the socket probe decides (an idle socket with
+        something to read was closed by the server, or got a notification: ping to be
+        sure); without a probe, a ping does. ``pre_ping`` and connections opened before
+        a failure (invalidated) always get a ping.
+        """
         profile = self.profile
         conn = entry.conn
         if profile.is_broken is not None and profile.is_broken(conn):
             raise ConnectionError("the driver reports the connection closed")
         level = self._state.check_level(entry, now)
-        if profile.fileno is not None:
-            if socket_readable(profile.fileno(conn)):
-                level = PING  # closed by the server, or a notification: ask to be sure
-        elif level == PROBE:
-            level = PING
-        return level == PING and profile.ping is not None
+        if level == PROBE and profile.fileno is not None:
+            return socket_readable(profile.fileno(conn)) and profile.ping is not None
+        return level != 0 and profile.ping is not None
 
     def _check_failed(self, exc: BaseException) -> None:
         logger.warning(
