@@ -128,29 +128,37 @@ class AsyncConnectionPool(PoolBase):
             timeout = self._config.timeout
         start = _monotonic()
         while True:
-            got = await self._checkout_or_wait(loop, start, timeout)
+            got = self._checkout(loop, start, timeout)
+            if type(got) is Waiter:  # only now a coroutine: the uncontended path has none
+                got = await self._wait(loop, got, start, timeout)
             if got is CONNECT:
                 return await self._connect(loop)
             # A connection that fails its check is replaced within the same deadline.
-            if not self._validates or await self._usable(got):
+            if not self._validates:
+                break
+            usable = self._quick_check(got)
+            if usable is None:  # a ping decides: a hop to the connection's thread
+                usable = await self._ping_check(got)
+            if usable:
                 break
         if self._state.lent is not None:
             self._record_borrower(got)
         return AsyncPooledConnection(self, got)
 
-    async def _checkout_or_wait(
+    def _checkout(
         self, loop: asyncio.AbstractEventLoop, start: float, timeout: float | None
     ) -> Any:
+        """Take an idle entry, a slot to connect into, or a place in line (a Waiter)."""
         state = self._state
         now = _monotonic()
-        waiter = None
+        got: Any = None
         error: BaseException | None = None
         with self._lock:
             try:
                 got = state.checkout(now)
                 if got is None:
                     left = None if timeout is None else start + timeout - now
-                    waiter = state.add_waiter(now, left, loop.create_future())
+                    got = state.add_waiter(now, left, loop.create_future())
             except BaseException as exc:  # refused or failed fast: the plan still runs
                 error = exc
             plan = state.take_plan() if state.plan is not None else None
@@ -158,20 +166,27 @@ class AsyncConnectionPool(PoolBase):
             self._carry_out(plan)
         if error is not None:
             raise error
-        if waiter is not None:
-            return await self._wait(loop, waiter, start, timeout)
         return got
 
-    async def _usable(self, entry: Entry) -> bool:
-        """Check an idle connection before lending it; if dead, close it, free its slot."""
+    def _quick_check(self, entry: Entry) -> bool | None:
+        """Check an idle connection without I/O: usable, dead (then replaced), or ``None``
+        when only a ping can tell."""
         try:
             if self._needs_ping(entry, _monotonic()):
-                fut = entry.info.thread.submit(self.profile.ping, entry.conn)
-                try:
-                    await fut
-                except asyncio.CancelledError:
-                    self._return(entry, cancelled=True)  # after the ping returns
-                    raise
+                return None
+        except Exception as exc:
+            self._check_failed(exc)
+            self._return(entry, reason="failed_check")
+            return False
+        return True
+
+    async def _ping_check(self, entry: Entry) -> bool:
+        fut = entry.info.thread.submit(self.profile.ping, entry.conn)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            self._return(entry, cancelled=True)  # once the ping has returned
+            raise
         except Exception as exc:
             self._check_failed(exc)
             self._return(entry, reason="failed_check")
