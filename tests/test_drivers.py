@@ -81,9 +81,9 @@ class _Status:
 def test_libpq_idle_only_for_transaction_status_idle() -> None:
     idle = profile_named("psycopg2").transaction_idle
     assert idle is not None
-    assert idle(_Status(info=_Status(transaction_status=0)))
-    assert not idle(_Status(info=_Status(transaction_status=2)))  # INTRANS
-    assert not idle(_Status(info=_Status(transaction_status=4)))  # UNKNOWN: broken
+    assert idle(_Status(get_transaction_status=lambda: 0))
+    assert not idle(_Status(get_transaction_status=lambda: 2))  # INTRANS
+    assert not idle(_Status(get_transaction_status=lambda: 4))  # UNKNOWN: broken
 
 
 def test_pymysql_idle_reads_the_in_trans_flag_of_an_open_connection() -> None:

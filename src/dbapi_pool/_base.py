@@ -94,7 +94,10 @@ class PoolBase:
       unreachable (callers then fail fast with the driver's last connect error);
     - ``leak_timeout``: warn, with the borrower's stack, about checkouts held longer;
     - ``connect_args``: a callable returning more ``connect()`` keywords, called for each
-      new connection (rotating credentials, say).
+      new connection (rotating credentials, say);
+    - ``handoff_after``: how long a waiter may be passed over by a running caller before
+      returned connections go straight to it (default: the front-end's; 0 means strict
+      first come, first served).
     """
 
     def __init__(
@@ -117,6 +120,7 @@ class PoolBase:
         reconnect_max: float = 10.0,
         leak_timeout: float | None = None,
         connect_args: Callable[[], Mapping[str, Any]] | None = None,
+        handoff_after: float | None = None,
         **connect_kwargs: Any,
     ) -> None:
         profile = profile_for(module)
@@ -138,6 +142,7 @@ class PoolBase:
             reconnect_min=reconnect_min,
             reconnect_max=reconnect_max,
             leak_timeout=leak_timeout,
+            handoff_after=0.0 if handoff_after is None else handoff_after,
         )
         self.name = name
         self.module = module

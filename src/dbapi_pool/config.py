@@ -79,6 +79,11 @@ class PoolConfig:
     reconnect_max: float = 10.0
     #: Log a warning with the borrower's stack when a checkout lasts longer than this.
     leak_timeout: float | None = None
+    #: How long a waiter may be passed over: a connection returned while the oldest waiter
+    #: has waited less goes back to the idle stack (a running thread may take it again);
+    #: after that, every returned connection goes straight to the oldest waiter. 0 is
+    #: strict first come, first served. (Go's sync.Mutex starvation mode, 1 ms.)
+    handoff_after: float = 0.0
     #: Each connection's ``max_age`` is shortened by a random fraction up to this, so that
     #: connections opened together do not all expire together (psycopg_pool uses 5 %).
     age_jitter: float = 0.05
@@ -102,6 +107,7 @@ class PoolConfig:
         reconnect_min: float = 0.1,
         reconnect_max: float = 10.0,
         leak_timeout: float | None = None,
+        handoff_after: float = 0.0,
     ) -> PoolConfig:
         """Validate every setting and return the frozen configuration."""
         if not isinstance(name, str) or not name:
@@ -136,6 +142,7 @@ class PoolConfig:
             reconnect_min=reconnect_min,
             reconnect_max=reconnect_max,
             leak_timeout=_number(name, "leak_timeout", leak_timeout, allow_none=True),
+            handoff_after=_finite(name, "handoff_after", handoff_after),
             min_size=min_size,
             max_size=max_size,
             max_idle=_number(name, "max_idle", max_idle, allow_none=True),

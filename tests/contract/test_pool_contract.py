@@ -295,6 +295,26 @@ def test_waiters_are_served_first_come_first_served(db: FakeDatabase, make_pool:
     assert served == [0, 1, 2, 3]
 
 
+@threads_only
+def test_every_thread_is_served_when_threads_outnumber_connections(
+    db: FakeDatabase, make_pool: MakePool
+) -> None:
+    pool = make_pool(db, max_size=2, reset=None)
+    counts = [0] * 8
+    stop = time.monotonic() + 0.5
+
+    def worker(i: int) -> None:
+        while time.monotonic() < stop:
+            pool.put(pool.get(timeout=5))
+            counts[i] += 1
+
+    handles = [in_thread(lambda i=i: worker(i))[0] for i in range(8)]  # type: ignore[misc]
+    for handle in handles:
+        join(handle, 10)
+    assert all(counts), counts  # nobody starved (the 1 ms hand-off window)
+    assert pool.stats().waiting == 0
+
+
 def test_max_waiting_refuses_the_extra_caller(db: FakeDatabase, make_pool: MakePool) -> None:
     pool = make_pool(db, max_size=1, max_waiting=1)
     conn = pool.get()

@@ -638,3 +638,50 @@ def test_leaks_are_not_tracked_without_leak_timeout() -> None:
     state = make_state()
     open_entry(state)
     assert state.lent is None and state.leaks(1e9) == []
+
+
+# -- the hand-off window (handoff_after) ---------------------------------------------------
+
+
+def test_connection_returned_inside_the_window_goes_idle_for_the_running_caller() -> None:
+    state = make_state(max_size=1, handoff_after=0.001)
+    entry = open_entry(state, now=0.0)
+    queued = waiter(state, now=1.0)
+    state.checkin(entry, 1.0005)  # the waiter has waited 0.5 ms: passed over
+    assert queued.result is None and list(state.idle) == [entry]
+    assert state.checkout(1.0006) is entry  # the running caller takes it again
+
+
+def test_after_the_window_returns_go_straight_to_the_oldest_waiter() -> None:
+    state = make_state(max_size=1, handoff_after=0.001)
+    entry = open_entry(state, now=0.0)
+    queued = waiter(state, now=1.0)
+    state.checkin(entry, 1.002)
+    assert queued.result is entry
+    assert plan_wakes(state) == [queued]
+
+
+def test_waiter_polled_after_the_window_takes_what_it_was_passed_over_for() -> None:
+    state = make_state(max_size=1, handoff_after=0.001)
+    entry = open_entry(state, now=0.0)
+    queued = waiter(state, now=1.0)
+    state.checkin(entry, 1.0005)
+    assert state.poll_waiter(queued, 1.001) is entry
+    assert not state.waiters and not queued.active
+    assert state.in_use == 1
+
+
+def test_polled_waiter_with_nothing_idle_waits_on() -> None:
+    state = make_state(max_size=1, handoff_after=0.001)
+    open_entry(state, now=0.0)
+    queued = waiter(state, now=1.0)
+    assert state.poll_waiter(queued, 1.001) is None
+    assert list(state.waiters) == [queued] and queued.active
+
+
+def test_strict_order_without_a_window() -> None:
+    state = make_state(max_size=1)
+    entry = open_entry(state, now=0.0)
+    queued = waiter(state, now=1.0)
+    state.checkin(entry, 1.0)  # waited 0 s, and yet: first come, first served
+    assert queued.result is entry

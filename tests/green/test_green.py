@@ -68,7 +68,7 @@ def test_every_driver_cooperates_with_the_hub(scenario_results: list[dict[str, A
         assert result["idiom"], f"{case}: the classic idiom or commit/rollback failed"
         assert result["wall"] < WALL_BOUND, f"{case}: {result['wall']:.3f} s, hub blocked?"
         assert result["lag"] < LAG_BOUND, f"{case}: ticker starved {result['lag'] * 1000:.0f} ms"
-        assert (result["in_use"], result["size"]) == (0, 16), case
+        assert result["in_use"] == 0 and 0 < result["size"] <= 16, case
 
 
 @pytest.mark.postgres

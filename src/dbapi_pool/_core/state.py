@@ -104,10 +104,11 @@ class Waiter:
     closed). ``signal`` belongs to the front-end (a lock, a future, a green event).
     """
 
-    __slots__ = ("active", "deadline", "result", "signal")
+    __slots__ = ("active", "deadline", "queued_at", "result", "signal")
 
-    def __init__(self, deadline: float, signal: Any) -> None:
+    def __init__(self, deadline: float, signal: Any, queued_at: float = 0.0) -> None:
         self.deadline = deadline
+        self.queued_at = queued_at
         self.signal = signal
         self.result: Entry | ConnectGrant | BaseException | None = None
         #: False once withdrawn by :meth:`PoolState.cancel_waiter` (which is idempotent).
@@ -155,6 +156,7 @@ class PoolState:
         self.closing = 0
         self.closed = False
         self._close_on_return = config.close_on_return
+        self._handoff_after = config.handoff_after
         self.plan: Plan | None = None
         self.health = ConnectHealth(config.reconnect_min, config.reconnect_max, rng)
         #: Connections created at or before this time are pinged before their next
@@ -284,7 +286,7 @@ class PoolState:
                 f"pool {self.config.name!r}: {len(self.waiters)} callers already wait "
                 f"(max_waiting={max_waiting}); refusing another ({self.counts()})"
             )
-        waiter = Waiter(_INF if timeout is None else now + timeout, signal)
+        waiter = Waiter(_INF if timeout is None else now + timeout, signal, now)
         self.waiters.append(waiter)
         self._counters["waits"] += 1
         return waiter
@@ -312,6 +314,24 @@ class PoolState:
         if timed_out:
             self._counters["timeouts"] += 1
         waiter.result = None
+
+    def poll_waiter(self, waiter: Waiter, now: float) -> Entry | ConnectGrant | None:
+        """Let a waiter that has waited ``handoff_after`` take what it was passed over for.
+
+        Connections returned while it had waited less went to the idle stack (see
+        ``handoff_after``); from now on returns come straight to the oldest waiter, but an
+        idle connection left meanwhile is taken here. ``None``: nothing yet, wait on.
+        """
+        if waiter.result is not None or not waiter.active:
+            return None  # handed something already: its signal is up
+        try:
+            got = self.checkout(now)
+        except Exception:  # closed, or connects failing: the normal wait reports it
+            return None
+        if got is not None:
+            waiter.active = False
+            self.waiters.remove(waiter)
+        return got
 
     def expire_waiters(self, now: float) -> list[Waiter]:
         """Withdraw every waiter whose deadline has passed and return them (for front-ends
@@ -468,7 +488,7 @@ class PoolState:
             self._release_slot()
         elif self.closed:
             self._retire(entry, "pool_closed")
-        elif self.waiters:
+        elif self.waiters and now - self.waiters[0].queued_at >= self._handoff_after:
             self._return_entry(entry, now)
         else:  # the common case, inline: back on the idle stack
             entry.last_used_at = now
