@@ -157,12 +157,12 @@ class DriverProfile:
         merged = {**self.defaults, **kwargs}
         key = self.connect_timeout_kwarg
         if key is not None and connect_timeout is not None and key not in merged:
-            # The pool enforces the exact timeout itself; the driver's own limit makes the
-            # stuck connect give up too, so its thread and slot come back.
+            # The pool enforces the exact timeout itself; the driver's own limit, one second
+            # later, only makes the stuck connect give up too, so its thread and slot come
+            # back. (An equal limit raced the pool's: the caller got the driver's error.)
+            driver_timeout = connect_timeout + 1
             merged[key] = (
-                max(1, math.ceil(connect_timeout))
-                if self.connect_timeout_integer
-                else connect_timeout
+                math.ceil(driver_timeout) if self.connect_timeout_integer else driver_timeout
             )
         return merged
 

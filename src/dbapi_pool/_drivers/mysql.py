@@ -17,10 +17,12 @@ def _thread_id(conn: Any) -> Any:
 
 
 def _pymysql_idle(conn: Any) -> bool:
-    # SERVER_STATUS_IN_TRANS (1) from the last OK/EOF packet: MariaDB opens a transaction
-    # only when a statement touches a transactional table.
+    # Only an autocommit session (SERVER_STATUS_AUTOCOMMIT, 2) outside an explicit
+    # transaction (SERVER_STATUS_IN_TRANS, 1) is surely idle: MariaDB does not flag the
+    # read-only transaction a SELECT opens without autocommit, and that transaction would
+    # hand the next borrower an old snapshot (and hold metadata locks).
     # A connection that lost its socket is not "idle": its reset must fail and close it.
-    return bool(conn.open) and not conn.server_status & 1
+    return bool(conn.open) and conn.server_status & 3 == 2
 
 
 def _not(test: Any) -> Any:
@@ -34,6 +36,8 @@ _MYSQL_DEAD = frozenset({2003, 2006, 2013, 2055, 4031, 1927})
 
 
 def _mysql_disconnect(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):  # the socket itself failed (reset, broken pipe)
+        return True
     code = exc.args[0] if exc.args else None
     if code in _MYSQL_DEAD:
         return True
@@ -42,8 +46,12 @@ def _mysql_disconnect(exc: BaseException) -> bool:
     return type(exc).__name__ == "InterfaceError"
 
 
-def _mysql_ping(conn: Any) -> None:
-    conn.ping(False)  # never reconnect: that would swap the session under the pool
+def _mysqldb_ping(conn: Any) -> None:
+    conn.ping()  # mysqlclient reconnects only if told to (its argument is deprecated)
+
+
+def _pymysql_ping(conn: Any) -> None:
+    conn.ping(reconnect=False)  # never reconnect: that would swap the session under the pool
 
 
 def _pymysql_reset_connection(conn: Any) -> None:
@@ -76,7 +84,7 @@ MYSQLDB = DriverProfile(
     cancel=_KILL_QUERY,
     local_fetch=_not(_UNBUFFERED),
     fileno=lambda conn: int(conn.fileno()),
-    ping=_mysql_ping,
+    ping=_mysqldb_ping,
     is_broken=lambda conn: not getattr(conn, "open", True),
     is_disconnect=_mysql_disconnect,
 )
@@ -91,7 +99,7 @@ PYMYSQL = DriverProfile(
     # Pure Python: yields wherever its sockets do (mysqlclient's C library never does).
     cooperates=lambda backend, sockets_patched: sockets_patched,
     fileno=lambda conn: int(conn._sock.fileno()),
-    ping=_mysql_ping,
+    ping=_pymysql_ping,
     is_broken=lambda conn: not getattr(conn, "open", True),
     is_disconnect=_mysql_disconnect,
     full_reset=_pymysql_reset_connection,

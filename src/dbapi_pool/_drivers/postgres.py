@@ -102,6 +102,8 @@ def _psycopg_disconnect(exc: BaseException) -> bool:
 def _pg8000_disconnect(exc: BaseException) -> bool:
     import pg8000.dbapi
 
+    if isinstance(exc, OSError):  # pg8000 lets socket errors (a reset...) through as is
+        return True
     detail = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
     if _pg_dead_state(detail.get("C")):
         return True
@@ -153,7 +155,9 @@ PSYCOPG = DriverProfile(
     cooperates=_psycopg_green,
     fileno=lambda conn: int(conn.fileno()),
     ping=select_one,
-    is_broken=lambda conn: bool(conn.closed or conn.broken),
+    # ACTIVE (1): returned mid-query (an open stream): a rollback would wait for ever on
+    # the connection's lock, so it is closed instead.
+    is_broken=lambda conn: bool(conn.closed or conn.broken or conn.pgconn.transaction_status == 1),
     is_disconnect=_psycopg_disconnect,
     full_reset=_discard_all,
 )

@@ -27,6 +27,7 @@ __all__ = ["ConnectionPool"]
 logger = logging.getLogger("dbapi_pool")
 _monotonic = time.monotonic
 
+
 #: ``handoff_after`` of a pool on OS threads (see the class's docstring).
 THREADS_HANDOFF_AFTER = 0.001
 
@@ -251,9 +252,12 @@ class ConnectionPool(PoolBase):
         """Open a connection into the slot the core reserved for this caller."""
         try:
             conn = self._open()
-        except ConnectTimeout:
-            raise  # the slot stays taken until the late connect ends (see _late_connect)
         except BaseException as exc:
+            if getattr(exc, "pool_deadline", False):
+                # Ours: the slot stays taken until the late connect ends (_late_connect).
+                # (A ConnectTimeout raised by a connect function, as the eventlet compat
+                # layer's, is an ordinary connect failure.)
+                raise
             with self._lock:
                 self._state.connect_failed(_monotonic(), exc)
                 plan = self._state.take_plan()
@@ -284,10 +288,12 @@ class ConnectionPool(PoolBase):
             with self._lock:
                 self._state.count_connect_timeout()
                 counts = self._state.counts()
-            raise ConnectTimeout(
+            timed_out = ConnectTimeout(
                 f"pool {self.name!r}: connecting took longer than connect_timeout="
                 f"{timeout:g} s ({counts})"
             )
+            timed_out.pool_deadline = True  # type: ignore[attr-defined]
+            raise timed_out
         error, attempt.error = attempt.error, None  # no attempt <-> traceback cycle
         if error is not None:
             raise error

@@ -4,14 +4,16 @@
 ``from eventlet import db_pool``: same names, signatures, defaults and attributes. The pools
 are :class:`dbapi_pool.ConnectionPool` subclasses on the eventlet backend: a blocked
 ``get()`` parks only its green thread (monkey-patched or not), waiters are served first come
-first served, ``TpooledConnectionPool`` runs every driver call in eventlet's tpool and
-``RawConnectionPool`` calls the driver directly.
+first served, ``TpooledConnectionPool`` runs the driver's calls in eventlet's tpool and
+``RawConnectionPool`` calls the driver directly. (A driver that cooperates with the hub by
+itself, like psycopg2 after ``monkey_patch()``, is called directly by both.)
 
 A caller holds a :class:`PooledConnectionWrapper` whose ``_base`` is the connection as
-upstream had it: the driver's own (``RawConnectionPool``), or an offloading view of it
-(``TpooledConnectionPool``; upstream's was a ``tpool.Proxy``, ours runs a whole statement
-per hop and reads buffered rows locally; ``_obj`` is the driver's). ``free_items`` holds
-these objects, newest first, as a fresh snapshot at each access (``clear()`` closes them).
+upstream had it: the driver's own, or for ``TpooledConnectionPool`` an offloading view of it
+(upstream's was a ``tpool.Proxy``; ours runs a whole statement per hop and reads buffered
+rows locally; ``_obj`` is the driver's). ``free_items`` holds these objects, newest first,
+as a fresh snapshot at each access (``clear()`` closes them). Settings may be assigned, as
+upstream's attributes could (``pool.max_size = 8`` is ``resize(8)``).
 
 Where upstream is silent or broken (none of its defects is reproduced):
 
@@ -31,6 +33,7 @@ Where upstream is silent or broken (none of its defects is reproduced):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -135,10 +138,21 @@ def _open(db_module: Any, timeout: Any, args: Any, kw: Any, tpooled: bool) -> An
     profile = profile_for(db_module)
     # The driver's own connect timeout, where it has one, frees its thread too.
     opener = partial(db_module.connect, *args, **profile.connect_kwargs(kw, limit or None))
-    tpool = _Tpool(profile) if tpooled else None
+    tpool = _Tpool(profile) if tpooled and _blocks_the_hub(profile) else None
     run = opener if tpool is None else partial(tpool._call, opener)
     conn = run() if limit is None else _timed(run, limit, tpool, module_name(db_module))
     return conn if tpool is None else _TpooledConnection(conn, tpool)
+
+
+def _blocks_the_hub(profile: Any) -> bool:
+    """Tell whether a driver's calls would block the hub (then tpool runs them).
+
+    A driver that cooperates (psycopg2 made green by ``monkey_patch()``, PyMySQL on
+    patched sockets) is called directly: in tpool it would run a hub per OS thread, and a
+    connect stuck on a silent server would hold a tpool thread for good.
+    """
+    cooperates = profile.cooperates
+    return not (cooperates and cooperates("eventlet", EventletBackend().sockets_patched()))
 
 
 def _timed(run: Callable[[], Any], limit: float, tpool: _Tpool | None, name: str) -> Any:
@@ -177,7 +191,7 @@ _PROXIED = """affected_rows autocommit begin change_user character_set_name clos
 cursor dump_debug_info errno error errorhandler get_server_info insert_id literal ping query
 rollback select_db server_capabilities set_character_set set_isolation_level
 set_server_option set_sql_mode show_warnings shutdown sqlstate stat store_result
-string_literal thread_id use_result warning_count""".split()  # noqa: SIM905 (one line per name: 33 lines)
+string_literal thread_id use_result warning_count""".split()  # noqa: SIM905 (33 lines as a list)
 
 
 class GenericConnectionWrapper:
@@ -254,7 +268,7 @@ class PooledConnectionWrapper(GenericConnectionWrapper):
         self._destroy()
 
     def __del__(self) -> None:
-        entry, pool = self._entry, self._pool
+        entry, pool = self._entry, getattr(self, "_pool", None)
         if entry is not None and isinstance(pool, BaseConnectionPool):
             try:  # lock-free hand-over: the collector may run under the pool's lock
                 pool._abandon(entry)
@@ -290,6 +304,12 @@ def _setting(name: str, doc: str) -> Any:
 
 def _limit(seconds: Any) -> Any:
     return seconds if seconds is None or seconds > 0 else 0  # upstream: <= 0 closes at once
+
+
+def _checked_out(pool: BaseConnectionPool, entry: Entry) -> PooledConnectionWrapper:
+    # The core makes what it lends with ``pool._proxy_class(pool, entry)``: a function,
+    # not a bound method, so that the pool holds no reference to itself.
+    return pool._compat_wrap(entry)
 
 
 class BaseConnectionPool(_CorePool):
@@ -331,17 +351,18 @@ class BaseConnectionPool(_CorePool):
         self._compat_out: dict[int, Entry] = {}  # checkouts still out, by id() of their _base
         name = profile_for(db_module).describe(kwargs)
         settings = self._compat_core_settings(self._compat_settings)
-        super().__init__(
-            db_module, name=name, backend="eventlet", offload=self._compat_tpooled, **settings
-        )
+        offload = "auto" if self._compat_tpooled else False  # see _blocks_the_hub
+        super().__init__(db_module, name=name, backend="eventlet", offload=offload, **settings)
 
     @staticmethod
     def _compat_core_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         # connect() enforces connect_timeout (raising this module's ConnectTimeout), so a
-        # subclass overriding it keeps upstream's contract; put() runs the cleanup.
+        # subclass overriding it keeps upstream's contract; put() runs the cleanup; as
+        # upstream, connects are not capped below max_size (all of min_size at once).
         return dict(
             min_size=settings["min_size"],
             max_size=settings["max_size"],
+            max_connecting=settings["max_size"],
             max_idle=_limit(settings["max_idle"]),
             max_age=_limit(settings["max_age"]),
             connect_timeout=None,
@@ -353,11 +374,11 @@ class BaseConnectionPool(_CorePool):
         # PoolBase kept the (empty) connect arguments it was given; create() uses these.
         self._args, self._kwargs = self._compat_classic_args
         del self._compat_classic_args
-        self._compat_tpool = _Tpool(self.profile) if self._compat_tpooled else None
-        super()._setup()
-        self._proxy_class = self._compat_wrap  # type: ignore[assignment]
+        super()._setup()  # min_size connections: views of them are made when first seen
+        self._compat_tpool = _Tpool(self.profile) if self.offloaded else None
+        self._proxy_class = _checked_out  # type: ignore[assignment]
 
-    def _compat_wrap(self, _pool: Any, entry: Entry) -> PooledConnectionWrapper:
+    def _compat_wrap(self, entry: Entry) -> PooledConnectionWrapper:
         with self._lock:
             info = self._compat_info(entry)
             wrapper = PooledConnectionWrapper(info.view, self)
@@ -417,7 +438,8 @@ class BaseConnectionPool(_CorePool):
         conn = self.get(timeout)
         try:
             yield conn
-            conn.commit()
+            if conn:  # not put back inside the block
+                conn.commit()
         except BaseException:
             try:
                 conn.rollback()
@@ -502,8 +524,9 @@ class BaseConnectionPool(_CorePool):
             return
         state, now = self._state, _monotonic()
         reason = reason or state.retire_reason(entry, now)
-        if reason is None and state.size > self._config.max_size and not state.waiters:
-            reason = "close_on_return"  # resize() shrank the pool
+        config = self._config  # checked here too: the core reads some settings only once
+        if reason is None and (config.close_on_return or state.size > config.max_size):
+            reason = "close_on_return"  # max_idle or max_age set to 0, or a smaller max_size
         if reason is None and cleanup is not None:
             reason = self._compat_cleanup(entry, cleanup, info.view)
         if reason is not None:
@@ -603,7 +626,9 @@ class BaseConnectionPool(_CorePool):
 
     def _compat_reconfigure(self, name: str, value: Any) -> None:
         settings = {**self._compat_settings, name: value}
-        config = PoolConfig.build(self.name, **self._compat_core_settings(settings))
+        core = self._compat_core_settings(settings)
+        built = PoolConfig.build(self.name, **core)  # validated; the rest is kept as is
+        config = dataclasses.replace(self._config, **{key: getattr(built, key) for key in core})
         with self._lock:
             self._config = self._state.config = config
             woken = self._compat_grant_room(_monotonic())
