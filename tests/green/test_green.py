@@ -21,7 +21,7 @@ MODES = ["gevent-patched", "eventlet-patched", "gevent", "eventlet"]
 SERIAL = 16 * 0.05
 #: Generous bounds (shared, noisy machines); the benchmarks report the real figures.
 WALL_BOUND = SERIAL / 3
-LAG_BOUND = 0.1
+LAG_BOUND = 0.25  # a hub blocked by a driver shows 50 ms per query, 800 ms in all
 
 
 def run(script: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
