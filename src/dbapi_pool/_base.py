@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import traceback
 import weakref
 from collections import deque
@@ -28,6 +29,7 @@ from .url import parse_url
 __all__ = ["PoolBase", "check_module"]
 
 logger = logging.getLogger("dbapi_pool")
+_monotonic = time.monotonic
 
 _Pool = TypeVar("_Pool", bound="PoolBase")
 
@@ -169,6 +171,9 @@ class PoolBase:
         self._setup()
         _POOLS.add(self)
 
+    #: Carry out, outside the lock, the I/O the core planned: each front-end its own way.
+    _carry_out: Callable[[Plan], Any]
+
     def _setup(self) -> None:
         """Finish the construction in the front-end (called last by ``__init__``)."""
 
@@ -227,6 +232,26 @@ class PoolBase:
             self._disown(entry.conn)
             return
         self._abandoned.append(entry)
+
+    def _maintain(self) -> float | None:
+        """Expire idle connections, refill to min_size, report leaks; return the seconds
+        to the next run (``None``: no deadline is known)."""
+        if self._abandoned:
+            self._collect_abandoned()
+        with self._lock:
+            now = _monotonic()
+            deadline = self._state.maintain(now)
+            leaks = self._state.leaks(now)
+            plan = self._state.take_plan()
+        self._report_leaks(leaks, now)
+        if plan is not None:
+            self._carry_out(plan)
+        return None if deadline is None else max(0.001, deadline - _monotonic())
+
+    def _collect_abandoned(self) -> None:
+        plan = self._abandoned_plan()
+        if plan is not None:
+            self._carry_out(plan)
 
     def _abandoned_plan(self) -> Plan | None:
         """Retire the abandoned connections; return the plan that closes them."""

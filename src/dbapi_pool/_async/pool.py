@@ -523,25 +523,6 @@ class AsyncConnectionPool(PoolBase):
         if drained and self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
 
-    def _maintain(self) -> float | None:
-        """Expire idle connections and refill to min_size; return seconds to the next run."""
-        if self._abandoned:
-            self._collect_abandoned()
-        with self._lock:
-            now = _monotonic()
-            deadline = self._state.maintain(now)
-            leaks = self._state.leaks(now)
-            plan = self._state.take_plan()
-        self._report_leaks(leaks, now)
-        if plan is not None:
-            self._carry_out(plan)
-        return None if deadline is None else max(0.001, deadline - _monotonic())
-
-    def _collect_abandoned(self) -> None:
-        plan = self._abandoned_plan()
-        if plan is not None:
-            self._carry_out(plan)
-
     # -- the rest of the surface ---------------------------------------------------------
 
     def connection(self, timeout: float | None = None) -> _Lending:

@@ -389,22 +389,6 @@ class ConnectionPool(PoolBase):
             )
             return exc
 
-    def _maintain(self) -> float | None:
-        """Expire idle connections and refill to min_size; return seconds to the next run."""
-        if self._abandoned:
-            self._collect_abandoned()
-        with self._lock:
-            now = _monotonic()
-            deadline = self._state.maintain(now)
-            leaks = self._state.leaks(now)
-            plan = self._state.take_plan()
-        self._report_leaks(leaks, now)
-        if plan is not None:
-            self._carry_out(plan)
-        if deadline is None:
-            return None
-        return max(0.001, deadline - _monotonic())
-
     def _start_worker(self) -> None:
         config = self._config
         if self._worker is not None or self._state.closed:
@@ -431,11 +415,6 @@ class ConnectionPool(PoolBase):
         worker = self._worker
         if worker is not None:
             worker.poke()
-
-    def _collect_abandoned(self) -> None:
-        plan = self._abandoned_plan()
-        if plan is not None:
-            self._carry_out(plan)
 
     # -- the rest of the surface ---------------------------------------------------------
 
