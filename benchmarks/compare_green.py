@@ -1,0 +1,177 @@
+"""The green-thread rows of compare.py, run in a child process that eventlet monkey-patched.
+
+Run by compare.py as ``python compare_green.py CONFIG_JSON``; prints the trials as JSON on
+stdout (progress on stderr). eventlet.monkey_patch() makes ``threading`` and ``time.sleep``
+green, so compare_runner's loop drives green threads unchanged, and installs eventlet's wait
+callback in psycopg2, so psycopg2 yields to the hub ("raw" rows call it directly). The
+"tpooled" / "offload" rows run driver calls in eventlet's tpool of OS threads instead.
+
+Nothing here imports eventlet at module level: compare.py imports this module for the
+scenario's rows and targets without patching itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from compare_pools import open_nopool, same_ops
+from compare_rows import NOPOOL, PSYCOPG2, Opener, Row, Scenario, Setup, Target
+from compare_runner import Workers
+
+BASELINE = "eventlet_nopool"
+EVENTLET_RAW = "eventlet/raw"
+EVENTLET_TPOOLED = "eventlet/tpooled"
+
+
+def dbapi_pool_green(offload: bool | str) -> Opener:
+    """Build the opener of dbapi_pool's ConnectionPool on the eventlet backend."""
+
+    @contextmanager
+    def open_pool(setup: Setup) -> Iterator[Workers]:
+        from dbapi_pool import ConnectionPool
+
+        size = setup.size
+        pool = ConnectionPool(
+            setup.module,
+            min_size=size,
+            max_size=size,
+            backend="eventlet",
+            offload=offload,
+            **setup.kwargs,
+        )
+        try:
+            if pool.offloaded != (offload is True):
+                raise RuntimeError(f"expected offloaded={offload is True}, got {pool.offloaded}")
+            workers = same_ops(setup.workers, setup.driver.sql, pool.get, pool.put)
+            workers.note = f"offloaded={pool.offloaded}"
+            yield workers
+        finally:
+            pool.close()
+
+    return open_pool
+
+
+def db_pool_opener(module: str, cls: str) -> Opener:
+    """Build the opener of an eventlet ``db_pool``-style pool class (eventlet's or ours)."""
+
+    @contextmanager
+    def open_pool(setup: Setup) -> Iterator[Workers]:
+        import importlib
+
+        pool_class = getattr(importlib.import_module(module), cls)
+        size = setup.size
+        pool = pool_class(setup.module, size, size, **setup.kwargs)
+        try:
+            workers = same_ops(setup.workers, setup.driver.sql, pool.get, pool.put)
+            workers.note = offload_note(pool)
+            yield workers
+        finally:
+            pool.clear()
+
+    return open_pool
+
+
+COMPAT = "dbapi_pool.compat.eventlet_db_pool"
+
+
+def offload_note(pool: Any) -> str:
+    """Say whether a db_pool-style pool runs driver calls in tpool (ours tell; eventlet's
+    TpooledConnectionPool always does, its RawConnectionPool never)."""
+    offloaded = getattr(pool, "offloaded", None)
+    if offloaded is None:
+        offloaded = "Tpooled" in type(pool).__name__
+    return f"offloaded={offloaded}"
+
+
+def green_rows() -> tuple[Row, ...]:
+    """Return the rows of the green scenario (psycopg2 on PostgreSQL)."""
+    eventlet = ("eventlet",)
+
+    def row(name: str, label: str, opener: Opener) -> Row:
+        return Row(name, label, PSYCOPG2, opener, BASELINE, eventlet)
+
+    return (
+        row(BASELINE, "no pool: one green psycopg2 connection per green thread", open_nopool),
+        row(
+            "dbapi_pool/raw",
+            "dbapi_pool, backend='eventlet', driver called directly",
+            dbapi_pool_green("auto"),
+        ),
+        row(
+            "dbapi_pool/offload",
+            "dbapi_pool, backend='eventlet', offload=True (tpool)",
+            dbapi_pool_green(True),
+        ),
+        row(
+            "compat/raw",
+            "dbapi_pool.compat.eventlet_db_pool.RawConnectionPool",
+            db_pool_opener(COMPAT, "RawConnectionPool"),
+        ),
+        row(
+            "compat/tpooled",
+            "dbapi_pool.compat.eventlet_db_pool.TpooledConnectionPool",
+            db_pool_opener(COMPAT, "TpooledConnectionPool"),
+        ),
+        row(
+            EVENTLET_RAW,
+            "eventlet.db_pool.RawConnectionPool",
+            db_pool_opener("eventlet.db_pool", "RawConnectionPool"),
+        ),
+        row(
+            EVENTLET_TPOOLED,
+            "eventlet.db_pool.TpooledConnectionPool",
+            db_pool_opener("eventlet.db_pool", "TpooledConnectionPool"),
+        ),
+    )
+
+
+GREEN = Scenario(
+    "green",
+    "PostgreSQL SELECT 1 (psycopg2), 16 green threads on 8 connections (eventlet, monkey-patched)",
+    16,
+    8,
+    green_rows(),
+    targets=(
+        Target("dbapi_pool/raw", EVENTLET_RAW, 1.0),
+        Target("compat/raw", EVENTLET_RAW, 1.0),
+        Target("dbapi_pool/offload", EVENTLET_TPOOLED, 5.0),
+        Target("compat/tpooled", EVENTLET_TPOOLED, 5.0),
+    ),
+    kind="green",
+)
+assert NOPOOL != BASELINE  # the green rows are divided by the green baseline, not the threads'
+
+
+# -- the child --------------------------------------------------------------------------------
+
+
+def run_child(config: dict[str, Any]) -> dict[str, Any]:
+    """Run the chosen green rows, interleaved within each repetition; return the trials."""
+    from compare_rows import Endpoints, run_rep
+
+    endpoints = Endpoints(**config["endpoints"])
+    rows = [row for row in GREEN.rows if row.name in config["rows"]]
+    trials = []
+    for rep in range(config["reps"]):
+        trials += run_rep(GREEN, rows, endpoints, rep, config["warmup"], config["duration"])
+    return {"trials": [trial.to_json() for trial in trials]}
+
+
+def main() -> int:
+    """Monkey-patch, run the trials described by argv[1], print them as JSON on stdout."""
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+    import eventlet
+
+    eventlet.monkey_patch()
+    config = json.loads(sys.argv[1])
+    json.dump(run_child(config), sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
