@@ -184,6 +184,8 @@ class BaseConnectionPool(_CorePool):
 
     def create(self) -> Any:
         """Open a connection the pool does not count: ``(created, created, conn)``."""
+        # Upstream's timestamps, wall-clock, kept for callers that read them; the pool's own
+        # deadlines are monotonic (in the core), never these.
         now = time.time()
         conn = self.connect(self._db_module, self.connect_timeout, *self._args, **self._kwargs)
         return now, now, conn
