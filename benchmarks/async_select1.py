@@ -565,7 +565,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def jain(counts: Sequence[int]) -> float:
-    """Return Jain's fairness index of per-task counts (1 = all equal)."""
+    """Return Jain's fairness index of per-task (or per-worker) counts (1 = all equal)."""
     total = sum(counts)
     squares = sum(c * c for c in counts)
     return total * total / (len(counts) * squares) if squares else float("nan")
@@ -576,8 +576,9 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def paired_ratios(trials: Sequence[Trial], row: str, other: str) -> list[float]:
-    """Return ``row`` ÷ ``other`` for each repetition where both succeeded."""
+def paired_ratios(trials: Sequence[Any], row: str, other: str) -> list[float]:
+    """Return ``row`` ÷ ``other`` for each repetition where both succeeded (any trials
+    with ``row``, ``rep``, ``error`` and ``ops_per_s``: compare.py's too)."""
     by_rep = {(t.row, t.rep): t for t in trials if t.error is None}
     ratios = []
     for (name, rep), trial in by_rep.items():

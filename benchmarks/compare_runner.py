@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import gc
 import resource
-import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+from async_select1 import jain, median, paired_ratios, percentile
 
 perf_counter = time.perf_counter
 
@@ -230,40 +231,6 @@ def prepare() -> None:
 
 
 # -- summaries --------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Return the ``q``-th percentile (0-100) by linear interpolation; NaN if empty."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-def jain(counts: Sequence[int]) -> float:
-    """Return Jain's fairness index of per-worker counts (1 = all equal)."""
-    total = sum(counts)
-    squares = sum(c * c for c in counts)
-    return total * total / (len(counts) * squares) if squares else float("nan")
-
-
-def median(values: Sequence[float]) -> float:
-    """Return the median, or NaN for no values."""
-    return statistics.median(values) if values else float("nan")
-
-
-def paired_ratios(trials: Sequence[Trial], row: str, other: str) -> list[float]:
-    """Return ``row`` ÷ ``other`` for each repetition where both succeeded."""
-    by_rep = {(t.row, t.rep): t for t in trials if t.error is None}
-    ratios = []
-    for (name, rep), trial in by_rep.items():
-        peer = by_rep.get((other, rep))
-        if name == row and peer is not None and peer.ops_per_s:
-            ratios.append(trial.ops_per_s / peer.ops_per_s)
-    return ratios
 
 
 def per_op(total: float, trial: Trial) -> float:
