@@ -124,3 +124,22 @@ class Connection:
 def connect(delay: float = 0.0, **ignored: Any) -> Connection:
     """Return a new connection whose ``execute()`` takes ``delay`` seconds."""
     return Connection(delay)
+
+
+def _register_profile() -> None:
+    # Like psycopg2, this driver can tell that a session has no transaction open, and
+    # psycopg2's pool (a peer here) reads that to skip its rollback on return. Declaring
+    # it to dbapi_pool is what the user of any such driver would do (DriverProfile).
+    try:
+        from dbapi_pool import DriverProfile, register_profile
+    except ImportError:  # the peers' rows run without dbapi_pool too
+        return
+    register_profile(
+        DriverProfile(
+            name=__name__,
+            transaction_idle=lambda conn: conn.info.transaction_status == 0,
+        )
+    )
+
+
+_register_profile()

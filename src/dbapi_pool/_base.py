@@ -162,7 +162,8 @@ class PoolBase:
         self._transaction_idle = profile.transaction_idle
         # A rollback of a session with nothing open is a wasted round trip; a callable
         # reset may do more than roll back, so it always runs.
-        self._skip_idle_reset = reset == "rollback" and profile.transaction_idle is not None
+        #: ``conn -> True`` when the reset may be skipped, or ``None`` (always reset).
+        self._reset_skip = profile.transaction_idle if reset == "rollback" else None
         self._state = PoolState(config)
         self._lock = threading.Lock()
         self._released = Released(name)
@@ -319,7 +320,8 @@ class PoolBase:
         """Tell whether a returned connection must go through the reset."""
         if self._reset is None:
             return False
-        return not (self._skip_idle_reset and self._transaction_idle(conn))  # type: ignore[misc]
+        skip = self._reset_skip
+        return skip is None or not skip(conn)
 
     def _needs_commit(self, conn: Any) -> bool:
         """Tell whether ending a ``with`` block must send a COMMIT."""

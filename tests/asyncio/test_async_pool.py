@@ -19,6 +19,7 @@ from dbapi_pool import (
     ConnectionReleased,
     DriverProfile,
     PoolClosed,
+    PoolTimeout,
     WrongEventLoop,
     register_profile,
 )
@@ -255,6 +256,31 @@ def test_task_cancelled_right_after_a_hand_off_gives_the_connection_back() -> No
 
     stats = run(main())
     assert (stats.in_use, stats.idle, stats.size) == (0, 1, 1)  # type: ignore[attr-defined]
+
+
+def test_waiters_time_out_each_at_its_own_deadline_in_any_order() -> None:
+    # One timer serves every waiter: a later, shorter timeout must re-arm it earlier, and
+    # a waiter served before its deadline must not be timed out by it.
+    async def main() -> tuple[list[str], object]:
+        async with AsyncConnectionPool(FakeDatabase(), max_size=1, name="sweep") as pool:
+            held = await pool.get()
+            patient = asyncio.ensure_future(pool.get(timeout=30))
+            hasty = asyncio.ensure_future(pool.get(timeout=0.05))
+            hastier = asyncio.ensure_future(pool.get(timeout=0.02))
+            done: list[str] = []
+            for name, task in (("hastier", hastier), ("hasty", hasty)):
+                with pytest.raises(PoolTimeout, match="no connection available after"):
+                    await asyncio.wait_for(task, 5)
+                done.append(name)
+            assert not patient.done()  # still in line, its deadline far away
+            await pool.put(held)
+            conn = await asyncio.wait_for(patient, 5)
+            await pool.put(conn)
+            return done, pool.stats()
+
+    order, stats = run(main())
+    assert order == ["hastier", "hasty"]
+    assert (stats.waiting, stats.timeouts, stats.idle) == (0, 2, 1)  # type: ignore[attr-defined]
 
 
 def test_failed_connect_raises_the_driver_error() -> None:

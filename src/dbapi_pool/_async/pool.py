@@ -2,7 +2,7 @@
 
 Every blocking driver call runs in a thread the pool owns (one per connection, started at
 ``open()``), so the event loop keeps serving while queries run. All bookkeeping happens on
-the loop thread: outcomes of the threads' jobs come back through ``call_soon_threadsafe``.
+the loop thread: outcomes of the threads' jobs come back through one ``Inbox``.
 The core and its lock are the same as the threaded pool's.
 """
 
@@ -21,12 +21,13 @@ from .._core import CONNECT, Entry, Plan, Waiter
 from .._drivers import rollback
 from ..errors import ConnectTimeout, WrongEventLoop
 from .connection import AsyncPooledConnection
-from .threads import ConnectionThread
+from .threads import ConnectionThread, Inbox
 
 __all__ = ["AsyncConnectionPool"]
 
 logger = logging.getLogger("dbapi_pool")
 _monotonic = time.monotonic
+_INF = float("inf")
 
 #: How long the maintenance task sleeps when no deadline is known.
 IDLE_WAKE = 60.0
@@ -56,6 +57,10 @@ class AsyncConnectionPool(PoolBase):
         self._service: ConnectionThread | None = None
         self._maintenance: asyncio.Task[None] | None = None
         self._drained: asyncio.Future[None] | None = None
+        #: One timer for all waiters' deadlines, armed for the earliest (a timer per wait
+        #: cost about 7 % of throughput with 200 tasks on 8 connections, measured).
+        self._sweep: asyncio.TimerHandle | None = None
+        self._sweep_at = _INF
 
     def _forked(self) -> None:
         # Threads and the loop did not survive the fork: the child opens afresh.
@@ -85,8 +90,9 @@ class AsyncConnectionPool(PoolBase):
         self._loop = loop
         # Started ahead of need: a thread start on the first burst lagged the loop by up
         # to 36 ms here (research/concurrency.md).
+        self._inbox = Inbox(loop)
         self._free_threads = [self._new_thread(i) for i in range(self._config.max_size)]
-        self._service = ConnectionThread(loop, f"dbapi-pool {self.name} service")
+        self._service = ConnectionThread(self._inbox, f"dbapi-pool {self.name} service")
         config = self._config
         if (
             config.max_idle is not None
@@ -100,8 +106,7 @@ class AsyncConnectionPool(PoolBase):
         logger.info("pool %r: opened (max_size=%d)", self.name, config.max_size)
 
     def _new_thread(self, number: int) -> ConnectionThread:
-        assert self._loop is not None
-        return ConnectionThread(self._loop, f"dbapi-pool {self.name} #{number}")
+        return ConnectionThread(self._inbox, f"dbapi-pool {self.name} #{number}")
 
     def _bound_loop(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
@@ -130,7 +135,7 @@ class AsyncConnectionPool(PoolBase):
         while True:
             got = self._checkout(loop, start, timeout)
             if type(got) is Waiter:  # only now a coroutine: the uncontended path has none
-                got = await self._wait(loop, got, start, timeout)
+                got = await self._wait(loop, got)
             if got is CONNECT:
                 return await self._connect(loop)
             # A connection that fails its check is replaced within the same deadline.
@@ -212,37 +217,42 @@ class AsyncConnectionPool(PoolBase):
             raise error
         return AsyncPooledConnection(self, got)  # type: ignore[arg-type]
 
-    async def _wait(
-        self, loop: asyncio.AbstractEventLoop, waiter: Waiter, start: float, timeout: float | None
-    ) -> Any:
-        timer = None
-        if timeout is not None:
-            timer = loop.call_later(
-                max(0.0, start + timeout - _monotonic()), self._expire, waiter, start
-            )
+    async def _wait(self, loop: asyncio.AbstractEventLoop, waiter: Waiter) -> Any:
+        if waiter.deadline < self._sweep_at:
+            self._arm_sweep(loop, waiter.deadline)
         try:
             await waiter.signal
         except asyncio.CancelledError:
             # Cancelled before or after a hand-off: either way nothing may be lost.
             self._give_up(waiter)
             raise
-        finally:
-            if timer is not None:
-                timer.cancel()
         result = waiter.result
         if isinstance(result, BaseException):
             raise result
         return result
 
-    def _expire(self, waiter: Waiter, start: float) -> None:
-        """Time a waiter out, unless something was handed to it first (same loop turn)."""
+    def _arm_sweep(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+        self._sweep_at = at
+        self._sweep = loop.call_later(max(0.0, at - _monotonic()), self._expire_waiters)
+
+    def _expire_waiters(self) -> None:
+        """Time out the waiters whose deadline has passed (unless something was handed to
+        them first), then arm the timer for the earliest deadline left."""
+        self._sweep, self._sweep_at = None, _INF
+        now = _monotonic()
         with self._lock:
-            if waiter.result is not None:
-                return
-            self._state.cancel_waiter(waiter, _monotonic(), timed_out=True)
-            error = self._state.timeout_error(_monotonic() - start)
-        if not waiter.signal.done():
-            waiter.signal.set_exception(error)
+            expired = [
+                (waiter, self._state.timeout_error(now - waiter.queued_at))
+                for waiter in self._state.expire_waiters(now)
+            ]
+            earliest = min((w.deadline for w in self._state.waiters), default=_INF)
+        for waiter, error in expired:
+            if not waiter.signal.done():
+                waiter.signal.set_exception(error)
+        if earliest < _INF and self._loop is not None:
+            self._arm_sweep(self._loop, earliest)
 
     def _give_up(self, waiter: Waiter) -> None:
         with self._lock:
@@ -552,6 +562,9 @@ class AsyncConnectionPool(PoolBase):
         if self._maintenance is not None:
             self._maintenance.cancel()
             self._maintenance = None
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep, self._sweep_at = None, _INF
         if self._drained is not None and closing:
             await asyncio.shield(self._drained)
         for thread in self._free_threads:

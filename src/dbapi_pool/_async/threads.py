@@ -13,11 +13,12 @@ import asyncio
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-__all__ = ["ConnectionThread", "Outcome"]
+__all__ = ["ConnectionThread", "Inbox", "Outcome"]
 
 logger = logging.getLogger("dbapi_pool")
 
@@ -34,6 +35,41 @@ def _resolve(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
         fut.set_exception(value)
 
 
+class Inbox:
+    """Carry the threads' outcomes to the loop, waking it once per batch.
+
+    ``call_soon_threadsafe`` writes to the loop's self-pipe at every call: a system call
+    in the thread (which lets the GIL go) and one more in the loop to read it back. Here
+    a thread that finds a delivery already scheduled only appends its outcome: while the
+    loop is busy (when it matters), one wake-up carries the outcomes of several threads.
+    """
+
+    __slots__ = ("_done", "_loop", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._done: deque[tuple[Outcome, bool, Any]] = deque()
+        #: True from a thread's scheduling of a delivery until that delivery starts.
+        self._scheduled = False
+
+    def post(self, outcome: Outcome, ok: bool, value: Any) -> None:
+        """Deliver ``outcome(ok, value)`` on the loop (from any thread)."""
+        self._done.append((outcome, ok, value))
+        # Cleared by the delivery before it drains: a flag seen set means a delivery is
+        # still to start, and it will find this outcome. (Two threads both seeing it clear
+        # schedule two deliveries; the second finds nothing left: harmless.)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        self._scheduled = False
+        done = self._done
+        while done:
+            outcome, ok, value = done.popleft()
+            outcome(ok, value)
+
+
 class ConnectionThread:
     """Run jobs one after another in one OS thread and report each outcome on the loop.
 
@@ -42,10 +78,11 @@ class ConnectionThread:
     connection after a cancelled query, never during it.
     """
 
-    __slots__ = ("_jobs", "_loop", "busy", "thread")
+    __slots__ = ("_inbox", "_jobs", "_loop", "busy", "thread")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, name: str) -> None:
-        self._loop = loop
+    def __init__(self, inbox: Inbox, name: str) -> None:
+        self._inbox = inbox
+        self._loop = inbox._loop
         self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Outcome] | None]
         self._jobs = queue.SimpleQueue()
         #: True while a job runs (read by the loop to decide whether a cancel is needed).
@@ -69,7 +106,7 @@ class ConnectionThread:
 
     def _run(self) -> None:
         get = self._jobs.get
-        post = self._loop.call_soon_threadsafe
+        post = self._inbox.post
         while True:
             job = get()
             if job is None:

@@ -18,7 +18,7 @@ from typing import Any
 from .._base import PoolBase
 from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
 from ..errors import ConnectTimeout
-from ..proxy import OffloadedConnection, PooledConnection
+from ..proxy import OffloadedConnection, PooledConnection, detach
 from .backends import Backend, detect_backend, get_backend
 from .worker import ConnectAttempt, MaintenanceWorker
 
@@ -75,7 +75,10 @@ class ConnectionPool(PoolBase):
     def _setup(self) -> None:
         self._backend: Backend = get_backend(self._backend_choice, self.name)
         self._offload = self._choose_offload(self._backend, self._offload_choice)
-        self._proxy_class = PooledConnection if self._offload is None else OffloadedConnection
+        self._proxy_type = PooledConnection if self._offload is None else OffloadedConnection
+        #: Makes what get() hands out, from ``(pool, entry)``: a hook for layers that lend
+        #: their own wrapper (the eventlet compat module), which then also override put().
+        self._make_proxy: Any = self._proxy_type.lend
         self._worker: MaintenanceWorker | None = None
         config = self._config
         logger.info(
@@ -144,16 +147,24 @@ class ConnectionPool(PoolBase):
         if timeout is None:
             timeout = self._config.timeout
         start = _monotonic()
+        state = self._state
+        with self._lock:  # the first look, inline: most checkouts end here
+            got = state.checkout(start)
+            plan = state.take_plan() if state.plan is not None else None
+        if plan is not None:
+            self._carry_out(plan)
         while True:
-            got = self._checkout_or_wait(start, timeout)
+            if got is None:
+                got = self._checkout_or_wait(start, timeout)
             if got is CONNECT:
                 return self._connect()
             # A connection that fails its check is replaced within the same deadline.
             if not self._validates or self._usable(got):  # type: ignore[arg-type]
                 break
-        if self._state.lent is not None:
+            got = None
+        if state.lent is not None:
             self._record_borrower(got)  # type: ignore[arg-type]
-        return self._proxy_class(self, got)  # type: ignore[arg-type]
+        return self._make_proxy(self, got)  # type: ignore[no-any-return]
 
     def _checkout_or_wait(self, start: float, timeout: float | None) -> Entry | ConnectGrant:
         """Take an idle entry or a slot to connect into, waiting in line if need be."""
@@ -274,7 +285,7 @@ class ConnectionPool(PoolBase):
         if self._state.lent is not None:
             self._record_borrower(entry)
         self._start_worker()
-        return self._proxy_class(self, entry)
+        return self._make_proxy(self, entry)  # type: ignore[no-any-return]
 
     def _open(self) -> Any:
         """Call the driver's connect(), enforcing connect_timeout whatever the driver."""
@@ -318,18 +329,25 @@ class ConnectionPool(PoolBase):
         or ``max_age`` is 0, or if the pool is closed. Returning the same proxy twice is
         harmless; a connection from elsewhere is refused with ``ForeignConnection``.
         """
-        if type(conn) is not self._proxy_class or conn._pool is not self:
+        if type(conn) is not self._proxy_type or conn._pool is not self:
             raise self._foreign(conn)
-        entry = conn._release(self._released)
-        if entry is None or (entry.owner is not self._state and self._inherited(entry)):
-            return
+        entry = conn._entry
+        if entry is None:
+            return  # returned already
+        detach(conn, self._released)
         state = self._state
+        if entry.owner is not state and self._inherited(entry):
+            return
         now = _monotonic()
         reason = state.retire_reason(entry, now)
-        if reason is None and self._is_broken is not None and self._is_broken(entry.conn):
-            reason = "broken"
-        if reason is None and self._reset is not None and self._needs_reset(entry.conn):
-            reason = self._run_reset(entry)
+        if reason is None:
+            raw = entry.conn
+            if self._is_broken is not None and self._is_broken(raw):
+                reason = "broken"
+            elif self._reset is not None:
+                skip = self._reset_skip
+                if skip is None or not skip(raw):
+                    reason = self._run_reset(entry)
         if reason is not None:
             self._close_quietly(entry.conn, reason)
         with self._lock:
@@ -340,7 +358,10 @@ class ConnectionPool(PoolBase):
 
     def _run_reset(self, entry: Entry) -> str | None:
         try:
-            self._call(self._reset, entry.conn)
+            if self._offload is None:
+                self._reset(entry.conn)  # type: ignore[misc]
+            else:
+                self._offload(self._reset, entry.conn)
         except Exception as exc:
             return self._reset_failed(exc)
         except BaseException:

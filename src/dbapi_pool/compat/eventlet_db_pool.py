@@ -90,7 +90,7 @@ def _limit(seconds: Any) -> Any:
 
 
 def _checked_out(pool: BaseConnectionPool, entry: Entry) -> PooledConnectionWrapper:
-    # The core makes what it lends with ``pool._proxy_class(pool, entry)``: a function,
+    # The core makes what it lends with ``pool._make_proxy(pool, entry)``: a function,
     # not a bound method, so that the pool holds no reference to itself.
     return pool._compat_wrap(entry)
 
@@ -159,7 +159,7 @@ class BaseConnectionPool(_CorePool):
         del self._compat_classic_args
         super()._setup()  # min_size connections: views of them are made when first seen
         self._compat_tpool = _Tpool(self.profile) if self.offloaded else None
-        self._proxy_class = _checked_out  # type: ignore[assignment]
+        self._make_proxy = _checked_out
 
     def _compat_wrap(self, entry: Entry) -> PooledConnectionWrapper:
         with self._lock:
