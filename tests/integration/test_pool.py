@@ -261,3 +261,38 @@ def test_connection_block_commit_failure_propagates(dbenv: Database) -> None:
     with pool.connection() as again:  # the same session, usable again
         assert dbenv.session_id(again) == session
         assert scalar(again, f"SELECT count(*) FROM {table}") == 0
+
+
+def _com_rollback(conn: Any) -> int:
+    cur = conn.cursor()
+    cur.execute("SHOW SESSION STATUS LIKE 'Com_rollback'")
+    value = int(cur.fetchone()[1])
+    cur.close()
+    return value
+
+
+@pytest.mark.parametrize("dbenv", driver_params("MySQLdb", "pymysql"), indirect=True)
+def test_mysql_return_skips_the_rollback_only_when_the_session_is_surely_idle(
+    dbenv: Database,
+) -> None:
+    # An autocommit session outside a transaction needs no ROLLBACK round trip on return
+    # (mysqlclient: read from MariaDB Connector/C's status word; PyMySQL: server_status).
+    # One that opened a transaction explicitly, or has autocommit off, still gets it.
+    pool = dbenv.make_pool(max_size=1, connect={"autocommit": True})
+    conn = pool.get()
+    before = _com_rollback(conn)
+    pool.put(conn)
+    conn = pool.get()
+    assert _com_rollback(conn) == before  # no ROLLBACK was sent
+    cur = conn.cursor()
+    cur.execute("START TRANSACTION")
+    cur.close()
+    pool.put(conn)
+    conn = pool.get()
+    assert _com_rollback(conn) == before + 1  # the open transaction was rolled back
+    conn.autocommit(False)  # both drivers spell it as a method
+    pool.put(conn)
+    conn = pool.get()
+    assert _com_rollback(conn) == before + 2  # no autocommit: never surely idle
+    conn.autocommit(True)
+    pool.put(conn)
