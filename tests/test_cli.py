@@ -114,7 +114,9 @@ def test_json_report_has_the_expected_keys_and_sane_numbers(
     assert report["elapsed"] >= 0.3
     latency, wait = report["latency_ms"], report["wait_ms"]
     assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
-    assert 0 <= wait["mean"] <= wait["p99"] and wait["total"] >= 0
+    # A mean may exceed p99 (a few waits as long as the hand-off window), never the max.
+    assert 0 <= wait["p99"] <= wait["max"] and 0 <= wait["mean"] <= wait["max"]
+    assert wait["total"] >= 0
     assert report["errors"] == {"total": 0, "by_type": {}}
     assert set(report["pool"]) >= POOL_STATS_KEYS
     assert report["pool"]["checkouts"] == report["ops"] + 1  # the probe, then the run
@@ -206,7 +208,7 @@ def test_report_shows_na_when_no_operation_succeeded() -> None:
         "ops": 0,
         "throughput": 0.0,
         "latency_ms": empty,
-        "wait_ms": {"total": 0.0, "mean": None, "p99": None},
+        "wait_ms": {"total": 0.0, "mean": None, "p99": None, "max": None},
         "errors": {"total": 3, "by_type": {"PoolTimeout": 3}},
         "pool": {**pool, "closes": {"max_idle": 2}},
     }

@@ -305,10 +305,12 @@ def _measurements(workers: list[Worker], elapsed: float) -> dict[str, Any]:
     ops = len(latencies)
     latency: dict[str, float | None] = dict.fromkeys(("p50", "p95", "p99", "max"))
     wait: dict[str, float | None] = {"total": _ms(sum(waits)), "mean": None, "p99": None}
+    wait["max"] = None  # a mean above p99 (a few long waits) is explained by the max
     if ops:
         latency.update({f"p{p}": _ms(percentile(latencies, p)) for p in (50, 95, 99)})
         latency["max"] = _ms(latencies[-1])
         wait.update(mean=_ms(sum(waits) / ops), p99=_ms(percentile(waits, 99)))
+        wait["max"] = _ms(waits[-1]) if waits else 0.0
     return {
         "ops": ops,
         "throughput": round(ops / elapsed, 2) if elapsed > 0 else 0.0,
@@ -355,7 +357,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"  throughput       {report['throughput']:,.1f} ops/s ({report['ops']:,} operations)",
         f"  errors           {errors['total']:,}" + (f" ({by_type})" if by_type else ""),
         f"  latency (ms)     {_pairs(lat, ('p50', 'p95', 'p99', 'max'), ms=True)}",
-        f"  conn. wait (ms)  {_pairs(wait, ('mean', 'p99', 'total'), ms=True)} (all workers)",
+        f"  conn. wait (ms)  {_pairs(wait, ('mean', 'p99', 'max', 'total'), ms=True)}"
+        " (all workers)",
         "",
         "pool stats",
         f"  {_pairs(pool, ('size', 'idle', 'in_use', 'waiting'))}",

@@ -82,7 +82,7 @@ class PoolConfig:
     #: How long a waiter may be passed over: a connection returned while the oldest waiter
     #: has waited less goes back to the idle stack (a running thread may take it again);
     #: after that, every returned connection goes straight to the oldest waiter. 0 is
-    #: strict first come, first served. (Go's sync.Mutex starvation mode, 1 ms.)
+    #: strict first come, first served. (Go's sync.Mutex starvation mode, with 1 ms.)
     handoff_after: float = 0.0
     #: Each connection's ``max_age`` is shortened by a random fraction up to this, so that
     #: connections opened together do not all expire together (psycopg_pool uses 5 %).

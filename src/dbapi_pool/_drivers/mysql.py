@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from .base import DriverProfile, cancel_through_new_session, class_named
@@ -63,14 +64,14 @@ def _mysqldb_idle_test() -> Any:
         # same rule as PyMySQL's, below). The value read must agree with the library's
         # own autocommit flag (get_autocommit() reads the same status word): a check
         # that the enum still names the server status.
-        if not conn.open:
-            return False
         status = ctypes.c_uint64(0)  # wide enough whatever the enum names
         try:
+            if not conn.open:
+                return False
             handle = get_pointer(
                 conn._get_native_connection(), b"_mysql.connection.native_connection"
             )
-        except (AttributeError, ValueError):  # another mysqlclient: cannot tell
+        except (AttributeError, ValueError):  # another mysqlclient (or a fake): can't tell
             return False
         if get_infov(handle, server_status, ctypes.byref(status)) != b"\x00":
             return False
@@ -85,7 +86,10 @@ _MYSQLDB_IDLE: Any = None
 
 def _mysqldb_idle(conn: Any) -> bool:
     global _MYSQLDB_IDLE
-    if _MYSQLDB_IDLE is None:  # built at first use: mysqlclient's library is loaded then
+    if _MYSQLDB_IDLE is None:
+        if "MySQLdb._mysql" not in sys.modules:  # not mysqlclient (a stand-in): can't tell
+            return False
+        # Built once mysqlclient is imported, when its C library is loaded.
         _MYSQLDB_IDLE = _mysqldb_idle_test() or (lambda conn: False)
     return bool(_MYSQLDB_IDLE(conn))
 

@@ -29,7 +29,7 @@ _monotonic = time.monotonic
 
 
 #: ``handoff_after`` of a pool on OS threads (see the class's docstring).
-THREADS_HANDOFF_AFTER = 0.001
+THREADS_HANDOFF_AFTER = 0.005
 
 
 class ConnectionPool(PoolBase):
@@ -47,14 +47,18 @@ class ConnectionPool(PoolBase):
     thread pool, one whole operation per hop, and calls a cooperative driver directly;
     ``True`` or ``False`` force it.
 
-    ``handoff_after`` defaults to 1 ms with OS threads. With strict first come, first
+    ``handoff_after`` defaults to 5 ms with OS threads. With strict first come, first
     served, every return while callers wait hands the connection to a sleeping thread, so
     the returning thread (which holds the GIL and would otherwise go on) must sleep too: a
     futex wake and a GIL hand-over per checkout, the collapse measured in every threaded
-    pool (8 threads on 4 connections: 64k checkouts/s strict, 268k with the window, every
-    thread served, measured here). Letting the running thread reuse an idle connection
-    for up to 1 ms, after which the oldest waiter is served first, keeps the throughput
-    and still serves every thread. Green threads switch cheaply: strict order there.
+    pool (8 threads on 4 connections: 64k checkouts/s strict, 268k with a 1 ms window,
+    every thread served, measured here). Letting the running thread reuse an idle
+    connection for up to 5 ms, after which the oldest waiter is served first, keeps the
+    throughput and still serves every thread. 5 ms rather than 1: on real databases
+    (16 threads on 8 connections) a waiter's turn came after 1 ms at every other
+    checkout, and 5 ms gave 1.2-1.6x the throughput (PostgreSQL, MariaDB, SQLite; wait
+    p99 5 ms instead of 2; benchmarks/README.md). Green threads switch cheaply: strict
+    order there.
     """
 
     def __init__(
