@@ -225,6 +225,31 @@ def test_get_times_out_with_the_pool_name_and_counts(db: FakeDatabase, make_pool
     pool.put(held)
 
 
+def test_waiters_time_out_each_at_its_own_deadline(db: FakeDatabase, make_pool: MakePool) -> None:
+    # Green and async pools time their waiters out from one timer, not one per wait: a
+    # later waiter with a shorter timeout must still go first, and a patient one must
+    # neither be timed out early nor miss the connection returned afterwards.
+    pool = make_pool(db, max_size=1)
+    held = pool.get()
+    patient, patient_got = in_thread(lambda: pool.get(timeout=30))
+    wait_for_waiters(pool, 1)
+    hasty, hasty_got = in_thread(lambda: pool.get(timeout=0.3))
+    wait_for_waiters(pool, 2)
+    hastier, hastier_got = in_thread(lambda: pool.get(timeout=0.1))
+    join(hastier)
+    assert len(hastier_got) == 1 and isinstance(hastier_got[0], PoolTimeout)
+    assert not hasty_got  # its deadline is later
+    join(hasty)
+    assert len(hasty_got) == 1 and isinstance(hasty_got[0], PoolTimeout)
+    assert not patient_got and pool.stats().waiting == 1
+    pool.put(held)
+    join(patient)
+    assert len(patient_got) == 1 and not isinstance(patient_got[0], BaseException)
+    pool.put(patient_got[0])
+    stats = pool.stats()
+    assert (stats.timeouts, stats.waiting, stats.idle) == (2, 0, 1)
+
+
 def test_get_nowait_refuses_at_once_when_full(db: FakeDatabase, make_pool: MakePool) -> None:
     pool = make_pool(db, max_size=1, timeout=30)
     held = pool.get()
