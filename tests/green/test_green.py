@@ -124,3 +124,13 @@ def test_offload_needs_a_green_backend() -> None:
         ConnectionPool(sqlite3, database=":memory:", backend="threads", offload=True)
     with pytest.raises(ValueError, match="backend must be"):
         ConnectionPool(sqlite3, database=":memory:", backend="trio")
+
+
+def test_eventlet_offload_threads_run_calls_together_report_errors_and_stop() -> None:
+    done = run("offload_lifecycle.py")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen["together"] < 8 * 0.05 / 2  # serial would take 0.4 s
+    assert seen["running"] == 8 + 2  # max_size + 2, started with the first call
+    assert seen["error"] == "OperationalError"  # raised in the green thread that asked
+    assert seen["left"] == []  # stopped once the pool was gone

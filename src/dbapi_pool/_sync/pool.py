@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -126,8 +127,14 @@ class ConnectionPool(PoolBase):
             choice = not (
                 cooperates is not None and cooperates(backend.name, backend.sockets_patched())
             )
+        if not choice:
+            return None
         # A few more threads than connections: connects and closes of a full pool.
-        return backend.offloader(self._config.max_size + 2) if choice else None
+        offload = backend.offloader(self._config.max_size + 2)
+        close = getattr(offload, "close", None)
+        if close is not None:  # its threads stop when the pool (and all it lent) is gone
+            weakref.finalize(self, close)
+        return offload
 
     @property
     def backend(self) -> str:
