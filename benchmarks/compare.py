@@ -155,8 +155,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     add(
         "--floor",
         action="store_true",
-        help="add a 'simplequeue' row to the thread scenarios: a queue.SimpleQueue of "
-        "connections, the cheapest (unfair) pool possible",
+        help="add a 'simplequeue' row to the thread scenarios (a queue.SimpleQueue of "
+        "connections, the cheapest unfair pool possible) and a 'lockedproxy' row to S1.1 "
+        "(a list under a lock, lent in a proxy: the cheapest pool with both)",
     )
     args = parser.parse_args(argv)
     quick = (1, 0.05, 0.02) if args.quick else (5, 0.5, 0.15)

@@ -224,3 +224,42 @@ def open_simplequeue(setup: Setup) -> Iterator[Workers]:
     finally:
         for conn in conns:
             conn.close()
+
+
+class _Lent:
+    """The least a pool's proxy can be: the connection until returned, then nothing."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def cursor(self) -> Any:
+        return self.conn.cursor()
+
+
+@contextmanager
+def open_lockedproxy(setup: Setup) -> Iterator[Workers]:
+    """Keep the connections in a list under a threading.Lock and lend each in a proxy that
+    goes dead on return: the cheapest pool that still has a lock and a proxy (no clock,
+    no reset, no checks, no stats, no waiting: an empty list raises). A floor for S1.1."""
+    import threading
+
+    lock = threading.Lock()
+    conns = [setup.connect() for _ in range(setup.size)]
+    idle = list(conns)
+
+    def get() -> _Lent:
+        with lock:
+            return _Lent(idle.pop())
+
+    def put(lent: _Lent) -> None:
+        conn, lent.conn = lent.conn, None
+        with lock:
+            idle.append(conn)
+
+    try:
+        yield same_ops(setup.workers, setup.driver.sql, get, put)
+    finally:
+        for conn in conns:
+            conn.close()

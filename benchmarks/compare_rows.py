@@ -24,6 +24,7 @@ from compare_pools import (
     open_nopool,
     open_psycopg2_pool,
     open_psycopg_pool,
+    open_lockedproxy,
     open_simplequeue,
     sqlalchemy_opener,
 )
@@ -316,7 +317,7 @@ def thread_scenarios() -> tuple[Scenario, ...]:
 def extend(
     scenario: Scenario, variants: Sequence[tuple[str, dict[str, Any]]], floor: bool
 ) -> Scenario:
-    """Add dbapi_pool rows with other settings, and the SimpleQueue floor, to ``scenario``."""
+    """Add dbapi_pool rows with other settings, and the floors, to ``scenario``."""
     ours = scenario.row("dbapi_pool")
     extra = [
         Row(name, f"dbapi_pool, {settings}", ours.driver, dbapi_pool_opener(**settings), NOPOOL)
@@ -325,6 +326,9 @@ def extend(
     if floor:
         label = "queue.SimpleQueue of connections (floor: no reset, unfair)"
         extra.append(Row("simplequeue", label, ours.driver, open_simplequeue, NOPOOL))
+        if scenario.id == "S1.1":  # one worker: an empty list never happens
+            label = "a list under a lock, lent in a proxy (floor: nothing else)"
+            extra.append(Row("lockedproxy", label, ours.driver, open_lockedproxy, NOPOOL))
     return dataclasses.replace(scenario, rows=(*scenario.rows, *extra)) if extra else scenario
 
 
