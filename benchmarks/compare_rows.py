@@ -21,10 +21,10 @@ from compare_pools import (
     dbapi_pool_opener,
     dbutils_opener,
     open_connect,
+    open_lockedproxy,
     open_nopool,
     open_psycopg2_pool,
     open_psycopg_pool,
-    open_lockedproxy,
     open_simplequeue,
     sqlalchemy_opener,
 )
