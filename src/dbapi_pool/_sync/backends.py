@@ -176,7 +176,7 @@ class _GreenThreadHandle:
 
 
 class EventletBackend(Backend):
-    """Wait on eventlet primitives; offload through eventlet's tpool (OS threads)."""
+    """Wait on eventlet primitives; offload to OS threads of the pool's own."""
 
     name = "eventlet"
     green = True
