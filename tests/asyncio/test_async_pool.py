@@ -332,3 +332,38 @@ def test_async_connector_keeps_one_pool_per_host_and_database() -> None:
 
     run(main())
     assert db.connections[0].kwargs == {"host": "h", "database": "d", "user": "u"}
+
+
+def test_inbox_delivers_every_outcome_even_after_one_that_raises() -> None:
+    from dbapi_pool._async.threads import Inbox
+
+    async def main() -> tuple[list[object], list[dict[str, object]]]:
+        loop = asyncio.get_running_loop()
+        reported: list[dict[str, object]] = []
+        loop.set_exception_handler(lambda _loop, context: reported.append(context))
+        inbox = Inbox(loop)
+        seen: list[object] = []
+
+        def broken(ok: bool, value: object) -> None:
+            raise RuntimeError("boom")
+
+        def record(ok: bool, value: object) -> None:
+            seen.append(value)
+
+        def from_a_thread() -> None:
+            inbox.post(record, True, 1)
+            inbox.post(broken, True, 2)
+            inbox.post(record, True, 3)
+
+        thread = threading.Thread(target=from_a_thread)
+        thread.start()
+        thread.join()
+        for _ in range(100):
+            if len(seen) == 2:
+                break
+            await asyncio.sleep(0.01)
+        return seen, reported
+
+    seen, reported = run(main())  # type: ignore[misc]
+    assert seen == [1, 3]
+    assert len(reported) == 1 and isinstance(reported[0]["exception"], RuntimeError)

@@ -67,7 +67,15 @@ class Inbox:
         done = self._done
         while done:
             outcome, ok, value = done.popleft()
-            outcome(ok, value)
+            try:
+                outcome(ok, value)
+            except Exception as exc:  # as a handle of its own would: reported, not fatal
+                self._loop.call_exception_handler(
+                    {
+                        "message": "dbapi-pool: delivering a thread's outcome failed",
+                        "exception": exc,
+                    }
+                )
 
 
 class ConnectionThread:

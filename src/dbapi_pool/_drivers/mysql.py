@@ -71,12 +71,12 @@ def _mysqldb_idle_test() -> Any:
             handle = get_pointer(
                 conn._get_native_connection(), b"_mysql.connection.native_connection"
             )
-        except (AttributeError, ValueError):  # another mysqlclient (or a fake): can't tell
+            if get_infov(handle, server_status, ctypes.byref(status)) != b"\x00":
+                return False
+            value = status.value
+            return value < 0x10000 and value & 3 == 2 and bool(conn.get_autocommit())
+        except Exception:  # another mysqlclient, a stand-in, a closed handle: can't tell
             return False
-        if get_infov(handle, server_status, ctypes.byref(status)) != b"\x00":
-            return False
-        value = status.value
-        return value < 0x10000 and value & 3 == 2 and bool(conn.get_autocommit())
 
     return idle
 

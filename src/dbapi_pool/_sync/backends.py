@@ -213,8 +213,9 @@ class _EventletHops:
     eventlet's own tpool cost about 150 us a hop here (a Python ``queue.Queue`` each way,
     20 threads contending for the GIL). Here: jobs go through C ``SimpleQueue`` (which
     monkey-patching leaves alone) to ``size`` threads of the pool's own; results come
-    back through a deque, and a pipe wakes one reader green thread in the hub, written
-    only when no wake-up is pending, so a busy hub drains several results per wake-up.
+    back through a deque, and a pipe, watched by a listener of the hub of the thread
+    that made the first call, wakes the hub. It is written only when no wake-up is
+    pending, so a busy hub drains several results per wake-up.
     Threads start with the first call and stop with :meth:`close`, which the pool calls
     when it is collected (connections it lent out still offload their calls after the
     pool is closed, and each holds the pool).

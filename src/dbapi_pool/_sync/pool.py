@@ -396,10 +396,8 @@ class ConnectionPool(PoolBase):
             raw = entry.conn
             if self._is_broken is not None and self._is_broken(raw):
                 reason = "broken"
-            elif self._reset is not None:
-                skip = self._reset_skip
-                if skip is None or not skip(raw):
-                    reason = self._run_reset(entry)
+            elif self._reset is not None and self._needs_reset(raw):
+                reason = self._run_reset(entry)
         if reason is not None:
             self._close_quietly(entry.conn, reason)
         with self._lock:
@@ -410,10 +408,7 @@ class ConnectionPool(PoolBase):
 
     def _run_reset(self, entry: Entry) -> str | None:
         try:
-            if self._offload is None:
-                self._reset(entry.conn)  # type: ignore[misc]
-            else:
-                self._offload(self._reset, entry.conn)
+            self._call(self._reset, entry.conn)
         except Exception as exc:
             return self._reset_failed(exc)
         except BaseException:
