@@ -77,6 +77,27 @@ def db_pool_opener(module: str, cls: str) -> Opener:
 
 
 COMPAT = "dbapi_pool.compat.eventlet_db_pool"
+EVENTLET_TPOOLED_BLOCKING = "eventlet/tpooled-blocking"
+
+
+def blocking(opener: Opener) -> Opener:
+    """Run ``opener``'s trial with psycopg2's green wait callback removed: psycopg2 then
+    blocks like a driver that cannot cooperate (mysqlclient...), the case offloading is
+    for. (The callback is process-wide: only these rows run while it is off.)"""
+
+    @contextmanager
+    def open_pool(setup: Setup) -> Iterator[Workers]:
+        from psycopg2 import extensions
+
+        callback = extensions.get_wait_callback()
+        extensions.set_wait_callback(None)
+        try:
+            with opener(setup) as workers:
+                yield workers
+        finally:
+            extensions.set_wait_callback(callback)
+
+    return open_pool
 
 
 def offload_note(pool: Any) -> str:
@@ -104,7 +125,7 @@ def green_rows() -> tuple[Row, ...]:
         ),
         row(
             "dbapi_pool/offload",
-            "dbapi_pool, backend='eventlet', offload=True (tpool)",
+            "dbapi_pool, backend='eventlet', offload=True (the pool's own OS threads)",
             dbapi_pool_green(True),
         ),
         row(
@@ -127,6 +148,16 @@ def green_rows() -> tuple[Row, ...]:
             "eventlet.db_pool.TpooledConnectionPool",
             db_pool_opener("eventlet.db_pool", "TpooledConnectionPool"),
         ),
+        row(
+            "dbapi_pool/offload-blocking",
+            "dbapi_pool/offload with psycopg2 blocking (its green wait callback removed)",
+            blocking(dbapi_pool_green(True)),
+        ),
+        row(
+            EVENTLET_TPOOLED_BLOCKING,
+            "eventlet/tpooled with psycopg2 blocking (its green wait callback removed)",
+            blocking(db_pool_opener("eventlet.db_pool", "TpooledConnectionPool")),
+        ),
     )
 
 
@@ -141,6 +172,7 @@ GREEN = Scenario(
         Target("compat/raw", EVENTLET_RAW, 1.0),
         Target("dbapi_pool/offload", EVENTLET_TPOOLED, 5.0),
         Target("compat/tpooled", EVENTLET_TPOOLED, 5.0),
+        Target("dbapi_pool/offload-blocking", EVENTLET_TPOOLED_BLOCKING, 5.0),
     ),
     kind="green",
 )
