@@ -166,47 +166,52 @@ class ConnectionPool(PoolBase):
             timeout = self._config.timeout
         start = _monotonic()
         state = self._state
+        got: Any
         with self._lock:  # the first look, inline: most checkouts end here
             got = state.checkout(start)
             plan = state.take_plan() if state.plan is not None else None
+            if got is None and plan is None:
+                got = self._queue(start, start, timeout)
         if plan is not None:
             self._carry_out(plan)
         while True:
             if got is None:
-                got = self._checkout_or_wait(start, timeout)
+                got = self._look_again(start, timeout)
+            if type(got) is Waiter:
+                got = self._wait(got, start, timeout)
             if got is CONNECT:
                 return self._connect()
             # A connection that fails its check is replaced within the same deadline.
-            if not self._validates or self._usable(got):  # type: ignore[arg-type]
+            if not self._validates or self._usable(got):
                 break
             got = None
         if state.lent is not None:
-            self._record_borrower(got)  # type: ignore[arg-type]
+            self._record_borrower(got)
         return self._make_proxy(self, got)  # type: ignore[no-any-return]
 
-    def _checkout_or_wait(self, start: float, timeout: float | None) -> Entry | ConnectGrant:
-        """Take an idle entry or a slot to connect into, waiting in line if need be."""
+    def _queue(self, now: float, start: float, timeout: float | None) -> Waiter:
+        """Join the line of waiters (lock held): nothing idle, no slot to connect into."""
+        left = None if timeout is None else start + timeout - now
+        return self._state.add_waiter(now, left, self._backend.new_signal())
+
+    def _look_again(self, start: float, timeout: float | None) -> Entry | ConnectGrant | Waiter:
+        """Take an idle entry or a slot to connect into, or join the line of waiters."""
         state = self._state
-        waiter = None
-        now = start
+        now = _monotonic()
         while True:
             with self._lock:
                 got = state.checkout(now)
                 plan = state.take_plan() if state.plan is not None else None
                 if got is None and plan is None:
-                    left = None if timeout is None else start + timeout - now
-                    waiter = state.add_waiter(now, left, self._backend.new_signal())
+                    return self._queue(now, start, timeout)
             if plan is None:
-                break
+                return got  # type: ignore[return-value]
             self._carry_out(plan)
             if got is not None:
-                break
+                return got
             # Expired idle connections were closed and freed their slots: look again
             # (a waiter that queued meanwhile gets a freed slot first).
             now = _monotonic()
-        if waiter is not None:
-            return self._wait(waiter, start, timeout)
-        return got  # type: ignore[return-value]
 
     def _usable(self, entry: Entry) -> bool:
         """Check an idle connection before lending it; if dead, close it, free its slot."""
@@ -430,6 +435,8 @@ class ConnectionPool(PoolBase):
         while plan is not None:
             for waiter in plan.wake:
                 waiter.signal.release()
+            if not plan.close and not plan.connect:
+                return  # a hand-over only: nothing was done that could plan more
             if plan.close:
                 for entry in plan.close:
                     self._close_quietly(entry.conn, entry.close_reason or "pool_closed")
