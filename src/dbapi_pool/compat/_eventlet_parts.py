@@ -38,19 +38,22 @@ def cleanup_rollback(conn: Any) -> None:
 # -- offloading to eventlet's tpool ------------------------------------------------------
 
 
+def _tpool_execute(fn: Callable[..., Any], *args: Any) -> Any:
+    from eventlet import tpool
+
+    return tpool.execute(fn, *args)
+
+
 class _Tpool:
-    """Run driver calls in eventlet's tpool (what an ``OffloadedCursor`` needs of a pool)."""
+    """Run driver calls in OS threads (what an ``OffloadedCursor`` needs of a pool): a
+    pool's own offload threads where there is a pool, else eventlet's tpool (the
+    classmethod ``connect()``)."""
 
-    __slots__ = ("profile",)
+    __slots__ = ("_call", "profile")
 
-    def __init__(self, profile: Any) -> None:
+    def __init__(self, profile: Any, call: Callable[..., Any] | None = None) -> None:
         self.profile = profile
-
-    @staticmethod
-    def _call(fn: Callable[..., Any], *args: Any) -> Any:
-        from eventlet import tpool
-
-        return tpool.execute(fn, *args)
+        self._call = _tpool_execute if call is None else call
 
 
 class _TpooledConnection:
