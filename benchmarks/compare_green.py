@@ -154,6 +154,11 @@ def green_rows() -> tuple[Row, ...]:
             blocking(dbapi_pool_green(True)),
         ),
         row(
+            "compat/tpooled-blocking",
+            "compat/tpooled with psycopg2 blocking (its green wait callback removed)",
+            blocking(db_pool_opener(COMPAT, "TpooledConnectionPool")),
+        ),
+        row(
             EVENTLET_TPOOLED_BLOCKING,
             "eventlet/tpooled with psycopg2 blocking (its green wait callback removed)",
             blocking(db_pool_opener("eventlet.db_pool", "TpooledConnectionPool")),
