@@ -243,14 +243,11 @@ class AsyncConnectionPool(PoolBase):
         self._sweep, self._sweep_at = None, _INF
         now = _monotonic()
         with self._lock:
-            expired = [
-                (waiter, self._state.timeout_error(now - waiter.queued_at))
-                for waiter in self._state.expire_waiters(now)
-            ]
-            earliest = min((w.deadline for w in self._state.waiters), default=_INF)
-        for waiter, error in expired:
+            expired = self._state.expire_waiters(now)
+            earliest = self._state.next_deadline()
+        for waiter in expired:
             if not waiter.signal.done():
-                waiter.signal.set_exception(error)
+                waiter.signal.set_exception(waiter.result)
         if earliest < _INF and self._loop is not None:
             self._arm_sweep(self._loop, earliest)
 

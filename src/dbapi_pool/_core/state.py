@@ -334,12 +334,18 @@ class PoolState:
         return got
 
     def expire_waiters(self, now: float) -> list[Waiter]:
-        """Withdraw every waiter whose deadline has passed and return them (for front-ends
-        whose waiters cannot time themselves out)."""
+        """Withdraw every waiter whose deadline has passed and return them, each with its
+        ``PoolTimeout`` as ``result`` (for front-ends whose waiters do not time themselves
+        out: one timer for all, armed for :meth:`next_deadline`)."""
         expired = [w for w in self.waiters if w.result is None and w.deadline <= now]
         for waiter in expired:
             self.cancel_waiter(waiter, now, timed_out=True)
+            waiter.result = self.timeout_error(now - waiter.queued_at)
         return expired
+
+    def next_deadline(self) -> float:
+        """Return the earliest deadline among the waiters (infinity if none has one)."""
+        return min((w.deadline for w in self.waiters), default=_INF)
 
     def timeout_error(self, waited: float) -> PoolTimeout:
         """Build the error for a checkout that waited ``waited`` seconds in vain."""

@@ -90,7 +90,6 @@ class ConnectionPool(PoolBase):
         #: gevent timeout per wait cost 10-25 % of throughput, 16 greenlets on 8
         #: connections, measured); the maintenance worker times them out, woken for the
         #: earliest deadline, which is kept here.
-        self._untimed_waits = self._backend.green
         self._sweep_at = _INF
         config = self._config
         logger.info(
@@ -246,7 +245,7 @@ class ConnectionPool(PoolBase):
                     return got
             if timeout is None:
                 signalled = waiter.signal.acquire()
-            elif self._untimed_waits:
+            elif self._backend.green:
                 if waiter.deadline < self._sweep_at:
                     self._sweep_by(waiter.deadline)
                 signalled = waiter.signal.acquire()
@@ -292,16 +291,12 @@ class ConnectionPool(PoolBase):
 
     def _maintain(self) -> float | None:
         delay = super()._maintain()
-        if not self._untimed_waits:
+        if not self._backend.green:
             return delay
         now = _monotonic()
         with self._lock:
-            state = self._state
-            expired = state.expire_waiters(now)
-            for waiter in expired:  # raised by the waiter, as its timeout error
-                waiter.result = state.timeout_error(now - waiter.queued_at)
-            self._sweep_at = min((w.deadline for w in state.waiters), default=_INF)
-            due = self._sweep_at
+            expired = self._state.expire_waiters(now)  # each raises its result, a PoolTimeout
+            due = self._sweep_at = self._state.next_deadline()
         for waiter in expired:
             waiter.signal.release()
         if due == _INF:
