@@ -134,3 +134,20 @@ def test_eventlet_offload_threads_run_calls_together_report_errors_and_stop() ->
     assert seen["running"] == 8 + 2  # max_size + 2, started with the first call
     assert seen["error"] == "OperationalError"  # raised in the green thread that asked
     assert seen["left"] == []  # stopped once the pool was gone
+
+
+def test_eventlet_waiter_signal_wakes_times_out_and_survives_a_killed_waiter() -> None:
+    done = run("signal_semantics.py")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen["taken_at_start"] is False
+    assert seen["released_before"] is True
+    assert seen["taken_again"] is False
+    assert seen["timed_out"] is False
+    assert 0.04 <= seen["waited"] < 2.0
+    assert seen["usable_after_timeout"] is True
+    assert seen["woken"] is True
+    assert seen["timers_pending"] == 0  # the 5 s timer was cancelled, not left behind
+    assert seen["slept_after_timeout"] >= 0.19  # not cut short by a stale wake-up
+    assert seen["killed"] == ["GreenletExit"]
+    assert seen["still_up"] is True
