@@ -90,9 +90,18 @@ def _limit(seconds: Any) -> Any:
 
 
 def _checked_out(pool: BaseConnectionPool, entry: Entry) -> PooledConnectionWrapper:
+    """Wrap the connection of a checkout, and note it as out (for put() of a bare one)."""
     # The core makes what it lends with ``pool._make_proxy(pool, entry)``: a function,
     # not a bound method, so that the pool holds no reference to itself.
-    return pool._compat_wrap(entry)
+    info: _Conn | None = entry.info
+    with pool._lock:
+        if info is None:
+            info = pool._compat_info(entry)
+        wrapper = PooledConnectionWrapper(info.view, pool)
+        wrapper._entry = entry
+        info.wrapper = weakref.ref(wrapper)
+        pool._compat_out[id(info.view)] = entry
+    return wrapper
 
 
 class BaseConnectionPool(_CorePool):
@@ -163,15 +172,6 @@ class BaseConnectionPool(_CorePool):
         self._compat_tpool = _Tpool(self.profile, self._call) if self.offloaded else None
         self._make_proxy = _checked_out
 
-    def _compat_wrap(self, entry: Entry) -> PooledConnectionWrapper:
-        with self._lock:
-            info = self._compat_info(entry)
-            wrapper = PooledConnectionWrapper(info.view, self)
-            wrapper._entry = entry
-            info.wrapper = weakref.ref(wrapper)
-            self._compat_out[id(info.view)] = entry
-        return wrapper
-
     def _compat_info(self, entry: Entry) -> _Conn:
         """Return the entry's data of this layer, made on first sight (lock held)."""
         if entry.info is None:
@@ -207,7 +207,7 @@ class BaseConnectionPool(_CorePool):
         (an addition) bounds the wait (``PoolTimeout``). An idle connection found dead is
         replaced. Raises ConnectTimeout, or the driver's own error from ``connect()``.
         """
-        return cast(PooledConnectionWrapper, super().get(timeout))
+        return _CorePool.get(self, timeout)  # type: ignore[return-value]
 
     @contextmanager
     def item(self, cleanup: Any = _MISSING) -> Iterator[PooledConnectionWrapper]:
@@ -285,7 +285,7 @@ class BaseConnectionPool(_CorePool):
         with self._lock:
             entry, wrapper._entry = wrapper._entry, None
             if entry is not None:
-                self._compat_out.pop(id(_data(entry).view), None)
+                self._compat_out.pop(id(entry.info.view), None)
         wrapper._destroy()
         return entry
 
@@ -305,7 +305,7 @@ class BaseConnectionPool(_CorePool):
 
     def _compat_give_back(self, entry: Entry, cleanup: Any, reason: str | None = None) -> None:
         """Close or keep the connection of a checkout that ended (``reason``: close it)."""
-        info = _data(entry)
+        info: _Conn = entry.info
         if info.detached:  # put(None) freed its slot already
             self._close_quietly(entry.conn, "detached")
             return
