@@ -732,15 +732,16 @@ class PgBouncer:
         """``RESUME`` a paused database."""
         self.admin(f"RESUME {database or self.dbname}")
 
-    def show_pools(self) -> list[dict[str, Any]]:
-        """Return ``SHOW POOLS`` as dicts (database, user, cl_active, cl_waiting, sv_*...)."""
+    def show(self, what: str) -> list[dict[str, Any]]:
+        """Return ``SHOW <what>`` as dicts: ``POOLS`` (database, user, cl_active,
+        cl_waiting, sv_*...), ``SERVERS`` (state, remote_pid...)."""
         import psycopg2
 
         conn = psycopg2.connect(**self.kwargs(dbname="pgbouncer", connect_timeout=5))
         conn.autocommit = True
         try:
             cur = conn.cursor()
-            cur.execute("SHOW POOLS")
+            cur.execute(f"SHOW {what}")
             names = [col[0] for col in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
         finally:
