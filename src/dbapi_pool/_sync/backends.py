@@ -160,7 +160,7 @@ class _SemaphoreSleeper:
         self._sem.release()
 
 
-#: eventlet's and greenlet's, bound by the first EventletBackend (imported only if chosen).
+#: eventlet's, bound by the first EventletBackend (imported only if chosen).
 _get_hub: Callable[[], Any]
 _getcurrent: Callable[[], Any]
 
@@ -249,8 +249,8 @@ class EventletBackend(Backend):
 
     def __init__(self) -> None:
         global _get_hub, _getcurrent
+        from eventlet import getcurrent
         from eventlet.hubs import get_hub
-        from greenlet import getcurrent
 
         _get_hub, _getcurrent = get_hub, getcurrent
 
