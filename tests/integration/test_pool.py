@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 import time
 from typing import Any
@@ -269,6 +270,42 @@ def _com_rollback(conn: Any) -> int:
     value = int(cur.fetchone()[1])
     cur.close()
     return value
+
+
+@pytest.mark.parametrize("dbenv", driver_params("MySQLdb"), indirect=True)
+def test_mysqlclient_idle_test_keeps_the_gil(dbenv: Database) -> None:
+    # It runs at every return. Had it let the GIL go (as a ctypes CDLL call does), each
+    # return would then wait to take it back behind the other threads. Without forced
+    # switches, another thread that gives the GIL up at once runs only when this one lets
+    # it go: it must not run at all during a thousand idle tests.
+    pool = dbenv.make_pool(max_size=1, connect={"autocommit": True})
+    conn = pool.get()
+    raw, idle = conn.raw, pool.profile.transaction_idle
+    assert idle is not None and idle(raw)  # MariaDB Connector/C, so the test is there
+    runs, stop = [0], threading.Event()
+
+    def other() -> None:
+        while not stop.is_set():
+            runs[0] += 1
+            time.sleep(0)  # gives the GIL up at once
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)  # the GIL changes hands only when let go
+    thread = threading.Thread(target=other, daemon=True)
+    try:
+        thread.start()
+        while runs[0] < 3:  # it runs, and now waits for the GIL
+            time.sleep(0.001)
+        before = runs[0]
+        answers = {idle(raw) for _ in range(1000)}
+        during = runs[0] - before
+    finally:
+        sys.setswitchinterval(interval)
+        stop.set()
+        thread.join(10)
+        pool.put(conn)
+    assert answers == {True}
+    assert during == 0
 
 
 @pytest.mark.parametrize("dbenv", driver_params("MySQLdb", "pymysql"), indirect=True)
