@@ -57,8 +57,12 @@ GROUPS = {
     "S1": ("S1.1", "S1.2"),
     "S3": ("S3.1", "S3.2"),
     "S4": ("S4.pymysql", "S4.mysqlclient"),
+    "greens": tuple(s.id for s in compare_green.SCENARIOS),
 }
-ORDER = ("S1.1", "S1.2", "S2", "S3.1", "S3.2", "S4.pymysql", "S4.mysqlclient", S5, "S6", "green")
+ORDER = (
+    *("S1.1", "S1.2", "S2", "S3.1", "S3.2", "S4.pymysql", "S4.mysqlclient", S5, "S6"),
+    *GROUPS["greens"],
+)
 PEERS = (
     "dbapi-pool",
     "SQLAlchemy",
@@ -134,7 +138,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     add("--reps", type=int, help="repetitions, rows interleaved in each (default 5)")
     add("--duration", type=float, help="measured seconds per trial (default 0.5)")
     add("--warmup", type=float, help="unmeasured seconds before each trial's window (0.15)")
-    add("--scenarios", type=chosen, help="comma-separated: S1,S2,S3,S4,S5,S6,green, or S1.2...")
+    add(
+        "--scenarios",
+        type=chosen,
+        help="comma-separated: S1,S2,S3,S4,S5,S6,green,greens (every green one), or S1.2...",
+    )
     add("--json", dest="json_path", metavar="PATH", help="write the summary numbers to PATH")
     add("--png", dest="png_path", metavar="PATH", help="draw the chart into PATH (matplotlib)")
     add("--pg", default="host=127.0.0.1 port=5432 user=postgres dbname=test", help="key=value")
@@ -260,18 +268,24 @@ def asyncio_trial(raw: Any) -> Trial:
     return Trial(S5, raw.row, raw.rep, raw.window, raw.counts, raw.waits, cpu, switches, raw.error)
 
 
-def run_green(settings: Settings, table: Table, endpoints: Endpoints) -> list[Trial]:
-    """Run the green rows in a monkey-patched child; return its trials (or their failure)."""
-    rows = [row.name for row in table.rows if row.name not in table.skipped]
+def run_green(settings: Settings, tables: Sequence[Table], endpoints: Endpoints) -> list[Trial]:
+    """Run the green scenarios in a monkey-patched child; return its trials (or their
+    failure)."""
+    rows = {t.id: [row.name for row in t.rows if row.name not in t.skipped] for t in tables}
     config = {
-        "endpoints": {"pg": dict(endpoints.pg), "mysql": {}, "sqlite_path": ""},
+        "endpoints": {
+            "pg": dict(endpoints.pg),
+            "mysql": dict(endpoints.mysql),
+            "sqlite_path": endpoints.sqlite_path,
+        },
         "rows": rows,
         "reps": settings.reps,
         "warmup": settings.warmup,
         "duration": settings.duration,
     }
     script = os.path.join(HERE, "compare_green.py")
-    limit = 120 + settings.reps * len(rows) * (settings.duration + settings.warmup + 5)
+    count = sum(len(names) for names in rows.values())
+    limit = 120 + settings.reps * count * (settings.duration + settings.warmup + 5)
     try:
         done = subprocess.run(
             [sys.executable, script, json.dumps(config)],
@@ -284,7 +298,10 @@ def run_green(settings: Settings, table: Table, endpoints: Endpoints) -> list[Tr
     except (subprocess.SubprocessError, ValueError, KeyError) as exc:
         error = f"green child process failed: {' '.join(str(exc).split())[:150]}"
         return [
-            Trial("green", row, rep, error=error) for rep in range(settings.reps) for row in rows
+            Trial(sid, row, rep, error=error)
+            for rep in range(settings.reps)
+            for sid, names in rows.items()
+            for row in names
         ]
 
 
@@ -302,8 +319,9 @@ def run_all(settings: Settings, tables: dict[str, Table], directory: str) -> lis
     trials = run_threads(settings, threaded, endpoints, tables)
     if S5 in tables:
         trials += run_asyncio(settings, tables[S5])
-    if "green" in tables:
-        trials += run_green(settings, tables["green"], endpoints)
+    green = [tables[s.id] for s in compare_green.SCENARIOS if s.id in tables]
+    if green:
+        trials += run_green(settings, green, endpoints)
     return trials
 
 
@@ -349,7 +367,7 @@ def machine_line() -> str:
 
 def build_tables(settings: Settings) -> dict[str, Table]:
     """Return the chosen scenarios' tables, in order."""
-    every = {s.id: table_of(s) for s in (*scenarios_of(settings), compare_green.GREEN)}
+    every = {s.id: table_of(s) for s in (*scenarios_of(settings), *compare_green.SCENARIOS)}
     if S5 in settings.scenarios:
         every[S5] = asyncio_table()
     return {sid: every[sid] for sid in settings.scenarios}

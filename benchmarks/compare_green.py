@@ -12,6 +12,7 @@ scenario's rows and targets without patching itself.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import warnings
@@ -20,7 +21,19 @@ from contextlib import contextmanager
 from typing import Any
 
 from compare_pools import open_nopool, same_ops
-from compare_rows import NOPOOL, PSYCOPG2, Opener, Row, Scenario, Setup, Target
+from compare_rows import (
+    FAKE_1MS,
+    NOPOOL,
+    PSYCOPG2,
+    PYMYSQL,
+    SQLITE3,
+    Driver,
+    Opener,
+    Row,
+    Scenario,
+    Setup,
+    Target,
+)
 from compare_runner import Workers
 
 BASELINE = "eventlet_nopool"
@@ -28,8 +41,10 @@ EVENTLET_RAW = "eventlet/raw"
 EVENTLET_TPOOLED = "eventlet/tpooled"
 
 
-def dbapi_pool_green(offload: bool | str) -> Opener:
-    """Build the opener of dbapi_pool's ConnectionPool on the eventlet backend."""
+def dbapi_pool_green(offload: bool | str, offloaded: bool | None = None) -> Opener:
+    """Build the opener of dbapi_pool's ConnectionPool on the eventlet backend; the trial
+    fails unless the pool's calls are ``offloaded`` (default: ``offload is True``)."""
+    expected = offload is True if offloaded is None else offloaded
 
     @contextmanager
     def open_pool(setup: Setup) -> Iterator[Workers]:
@@ -45,8 +60,8 @@ def dbapi_pool_green(offload: bool | str) -> Opener:
             **setup.kwargs,
         )
         try:
-            if pool.offloaded != (offload is True):
-                raise RuntimeError(f"expected offloaded={offload is True}, got {pool.offloaded}")
+            if pool.offloaded != expected:
+                raise RuntimeError(f"expected offloaded={expected}, got {pool.offloaded}")
             workers = same_ops(setup.workers, setup.driver.sql, pool.get, pool.put)
             workers.note = f"offloaded={pool.offloaded}"
             yield workers
@@ -76,6 +91,11 @@ def db_pool_opener(module: str, cls: str) -> Opener:
     return open_pool
 
 
+def eventlet_pool(kind: str) -> Opener:
+    """Build the opener of eventlet's ``RawConnectionPool`` or ``TpooledConnectionPool``."""
+    return db_pool_opener("eventlet.db_pool", f"{kind}ConnectionPool")
+
+
 COMPAT = "dbapi_pool.compat.eventlet_db_pool"
 EVENTLET_TPOOLED_BLOCKING = "eventlet/tpooled-blocking"
 
@@ -96,6 +116,32 @@ def blocking(opener: Opener) -> Opener:
                 yield workers
         finally:
             extensions.set_wait_callback(callback)
+
+    return open_pool
+
+
+def yielding(opener: Opener) -> Opener:
+    """Run ``opener``'s trial with each worker yielding to the hub once per request, as
+    green code doing any I/O between requests does: on a driver that blocks the hub, a
+    worker that never yields would starve the others, and the trial's clock."""
+
+    @contextmanager
+    def open_pool(setup: Setup) -> Iterator[Workers]:
+        import eventlet
+
+        with opener(setup) as workers:
+            ops = workers.ops
+
+            def yielding_ops(index: int) -> tuple[Any, Any]:
+                checkout, checkin = ops(index)
+
+                def checkin_and_yield(conn: Any) -> None:
+                    checkin(conn)
+                    eventlet.sleep(0)
+
+                return checkout, checkin_and_yield
+
+            yield dataclasses.replace(workers, ops=yielding_ops)
 
     return open_pool
 
@@ -141,12 +187,12 @@ def green_rows() -> tuple[Row, ...]:
         row(
             EVENTLET_RAW,
             "eventlet.db_pool.RawConnectionPool",
-            db_pool_opener("eventlet.db_pool", "RawConnectionPool"),
+            eventlet_pool("Raw"),
         ),
         row(
             EVENTLET_TPOOLED,
             "eventlet.db_pool.TpooledConnectionPool",
-            db_pool_opener("eventlet.db_pool", "TpooledConnectionPool"),
+            eventlet_pool("Tpooled"),
         ),
         row(
             "dbapi_pool/offload-blocking",
@@ -161,7 +207,7 @@ def green_rows() -> tuple[Row, ...]:
         row(
             EVENTLET_TPOOLED_BLOCKING,
             "eventlet/tpooled with psycopg2 blocking (its green wait callback removed)",
-            blocking(db_pool_opener("eventlet.db_pool", "TpooledConnectionPool")),
+            blocking(eventlet_pool("Tpooled")),
         ),
     )
 
@@ -184,18 +230,89 @@ GREEN = Scenario(
 assert NOPOOL != BASELINE  # the green rows are divided by the green baseline, not the threads'
 
 
+def same_as_threads_rows(driver: Driver, ours: Opener, blocks: bool) -> tuple[Row, ...]:
+    """Return the rows of a thread scenario's green version: the baseline, dbapi_pool
+    (``ours``), eventlet's raw pool and, for a driver that ``blocks`` the hub, both pools
+    with and without offloading, every worker yielding once per request."""
+
+    def row(name: str, label: str, opener: Opener) -> Row:
+        return Row(
+            name, label, driver, yielding(opener) if blocks else opener, BASELINE, ("eventlet",)
+        )
+
+    rows = [
+        row(BASELINE, "no pool: one connection per green thread", open_nopool),
+        row("dbapi_pool", "dbapi_pool, backend='eventlet' (offload='auto')", ours),
+        row(EVENTLET_RAW, "eventlet.db_pool.RawConnectionPool", eventlet_pool("Raw")),
+    ]
+    if blocks:
+        rows += [
+            row(
+                "dbapi_pool/direct",
+                "dbapi_pool, offload=False: the driver blocks the hub",
+                dbapi_pool_green(False),
+            ),
+            row(
+                EVENTLET_TPOOLED, "eventlet.db_pool.TpooledConnectionPool", eventlet_pool("Tpooled")
+            ),
+        ]
+    return tuple(rows)
+
+
+#: Thread scenarios of compare.py measured again with green threads (no targets of their
+#: own: the issue sets them for the PostgreSQL one above).
+ALSO_GREEN = (
+    Scenario(
+        "green.S2",
+        "fake driver, 1 ms query (a green sleep), 32 green threads on 4 connections (eventlet)",
+        32,
+        4,
+        # The fake driver sleeps with the patched time.sleep: it cooperates, but it is not
+        # in the cooperation table, so offload='auto' would offload it.
+        same_as_threads_rows(FAKE_1MS, dbapi_pool_green(False), blocks=False),
+        ideal=4 / 0.001,
+        kind="green",
+    ),
+    Scenario(
+        "green.S4.pymysql",
+        "MariaDB SELECT 1, PyMySQL (green sockets), 16 green threads on 8 connections (eventlet)",
+        16,
+        8,
+        same_as_threads_rows(PYMYSQL, dbapi_pool_green("auto", offloaded=False), blocks=False),
+        kind="green",
+    ),
+    Scenario(
+        "green.S6",
+        "sqlite3 SELECT 1 (file), 8 green threads on 4 connections, each yielding once a "
+        "request (eventlet)",
+        8,
+        4,
+        same_as_threads_rows(SQLITE3, dbapi_pool_green("auto", offloaded=True), blocks=True),
+        kind="green",
+    ),
+)
+#: Every scenario the child runs, in the tables' order.
+SCENARIOS = (GREEN, *ALSO_GREEN)
+
+
 # -- the child --------------------------------------------------------------------------------
 
 
 def run_child(config: dict[str, Any]) -> dict[str, Any]:
-    """Run the chosen green rows, interleaved within each repetition; return the trials."""
+    """Run the chosen scenarios' rows, interleaved within each repetition; return the
+    trials."""
     from compare_rows import Endpoints, run_rep
 
     endpoints = Endpoints(**config["endpoints"])
-    rows = [row for row in GREEN.rows if row.name in config["rows"]]
+    chosen = [
+        (scenario, [row for row in scenario.rows if row.name in config["rows"][scenario.id]])
+        for scenario in SCENARIOS
+        if scenario.id in config["rows"]
+    ]
     trials = []
     for rep in range(config["reps"]):
-        trials += run_rep(GREEN, rows, endpoints, rep, config["warmup"], config["duration"])
+        for scenario, rows in chosen:
+            trials += run_rep(scenario, rows, endpoints, rep, config["warmup"], config["duration"])
     return {"trials": [trial.to_json() for trial in trials]}
 
 
