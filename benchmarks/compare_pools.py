@@ -12,15 +12,15 @@ trial and keeps its default reset and checks unless its opener is told otherwise
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from compare_runner import Checkin, Checkout, Workers
+from compare_runner import AsyncWorkers, Checkin, Checkout, Workers, perf_counter
 
 if TYPE_CHECKING:
-    from compare_rows import Opener, Setup
+    from compare_rows import AsyncOpener, Opener, Setup
 
 # -- small helpers ----------------------------------------------------------------------------
 
@@ -90,6 +90,35 @@ def dbapi_pool_opener(**settings: Any) -> Opener:
             yield same_ops(setup.workers, setup.driver.sql, pool.get, pool.put)
         finally:
             pool.close()
+
+    return open_pool
+
+
+def dbapi_pool_async_opener() -> AsyncOpener:
+    """Build the opener of a dbapi_pool AsyncConnectionPool (defaults): asyncio tasks, the
+    driver's calls offloaded to each connection's thread."""
+
+    @asynccontextmanager
+    async def open_pool(setup: Setup) -> AsyncIterator[AsyncWorkers]:
+        from dbapi_pool import AsyncConnectionPool
+
+        size, sql = setup.size, setup.driver.sql
+        async with AsyncConnectionPool(
+            setup.module, min_size=size, max_size=size, **setup.kwargs
+        ) as pool:
+
+            async def request(index: int) -> float:
+                start = perf_counter()
+                conn = await pool.get()
+                wait = perf_counter() - start
+                cur = conn.cursor()
+                await cur.execute(sql)
+                await cur.fetchone()
+                await cur.close()
+                await pool.put(conn)
+                return wait
+
+            yield AsyncWorkers(setup.workers, request)
 
     return open_pool
 

@@ -8,16 +8,18 @@ its default reset and checks, unless the row's name says otherwise (``/noreset``
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import importlib
 import importlib.util
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from compare_pools import (
+    dbapi_pool_async_opener,
     dbapi_pool_opener,
     dbutils_opener,
     open_connect,
@@ -28,7 +30,15 @@ from compare_pools import (
     open_simplequeue,
     sqlalchemy_opener,
 )
-from compare_runner import Trial, Workers, describe_error, drive, prepare
+from compare_runner import (
+    AsyncWorkers,
+    Trial,
+    Workers,
+    describe_error,
+    drive,
+    drive_async,
+    prepare,
+)
 
 # -- what a row needs to know -----------------------------------------------------------------
 
@@ -68,6 +78,8 @@ class Setup:
 
 
 Opener = Callable[[Setup], AbstractContextManager[Workers]]
+#: Opens an asyncio row's pool, inside the event loop its trial runs on.
+AsyncOpener = Callable[[Setup], AbstractAsyncContextManager[AsyncWorkers]]
 
 
 @dataclass(frozen=True)
@@ -77,9 +89,12 @@ class Row:
     name: str
     label: str
     driver: Driver
-    open: Opener
+    #: An AsyncOpener when ``in_asyncio``.
+    open: Opener | AsyncOpener
     baseline: str
     needs: tuple[str, ...] = ()
+    #: Its workers are asyncio tasks on an event loop of the trial's own.
+    in_asyncio: bool = False
 
     def missing(self) -> list[str]:
         """Return the modules this row needs that are not installed."""
@@ -189,6 +204,15 @@ def common_rows(driver: Driver, psycopg2_pool: bool) -> tuple[Row, ...]:
     return tuple(rows)
 
 
+def async_row(driver: Driver) -> Row:
+    """Return the row of dbapi_pool's asyncio pool on ``driver`` (as many tasks as the
+    scenario has workers)."""
+    label = "dbapi_pool AsyncConnectionPool (defaults): tasks, the driver offloaded"
+    return Row(
+        "dbapi_pool/async", label, driver, dbapi_pool_async_opener(), NOPOOL, in_asyncio=True
+    )
+
+
 def connect_row(driver: Driver) -> Row:
     """Return the connect-per-request row on ``driver``."""
     return Row("connect", "connect per request, no pool", driver, open_connect, NOPOOL)
@@ -215,6 +239,7 @@ def mysql_rows(driver: Driver) -> tuple[Row, ...]:
     """Return S4's rows on ``driver``: defaults, then the same pools without reset or ping."""
     return (
         *common_rows(driver, psycopg2_pool=False),
+        async_row(driver),
         Row(
             "dbapi_pool/noreset",
             "dbapi_pool, reset=None",
@@ -244,7 +269,12 @@ def mysql_rows(driver: Driver) -> tuple[Row, ...]:
 
 def s3_rows() -> tuple[Row, ...]:
     """Return S3's rows: psycopg2 pools, connect per request, then the psycopg 3 ones."""
-    return (*common_rows(PSYCOPG2, psycopg2_pool=True), connect_row(PSYCOPG2), *psycopg3_rows())
+    return (
+        *common_rows(PSYCOPG2, psycopg2_pool=True),
+        async_row(PSYCOPG2),
+        connect_row(PSYCOPG2),
+        *psycopg3_rows(),
+    )
 
 
 def thread_scenarios() -> tuple[Scenario, ...]:
@@ -274,7 +304,7 @@ def thread_scenarios() -> tuple[Scenario, ...]:
             "fake driver, 1 ms query, 32 threads on 4 connections",
             32,
             4,
-            common_rows(FAKE_1MS, psycopg2_pool=True),
+            (*common_rows(FAKE_1MS, psycopg2_pool=True), async_row(FAKE_1MS)),
             ideal=4 / 0.001,
             targets=(Target("dbapi_pool", NOPOOL, 0.97, all_served=True, min_jain=0.95),),
         ),
@@ -308,7 +338,7 @@ def thread_scenarios() -> tuple[Scenario, ...]:
             "sqlite3 SELECT 1 (file), 8 threads on 4 connections",
             8,
             4,
-            (*common_rows(SQLITE3, psycopg2_pool=False), connect_row(SQLITE3)),
+            (*common_rows(SQLITE3, psycopg2_pool=False), async_row(SQLITE3), connect_row(SQLITE3)),
             targets=(Target("dbapi_pool", NOPOOL, 0.40),),
         ),
     )
@@ -343,11 +373,27 @@ def run_trial(
     prepare()
     try:
         setup = make_setup(row, endpoints, scenario.workers, scenario.size)
-        with row.open(setup) as workers:
-            drive(workers, trial, warmup, duration, scenario.timed)
+        if row.in_asyncio:
+            opened = row.open(setup)
+            asyncio.run(drive_tasks(opened, trial, warmup, duration, scenario.timed))  # type: ignore[arg-type]
+        else:
+            with row.open(setup) as workers:  # type: ignore[union-attr]
+                drive(workers, trial, warmup, duration, scenario.timed)
     except Exception as exc:
         trial.error = describe_error(exc)
     return trial
+
+
+async def drive_tasks(
+    opened: AbstractAsyncContextManager[AsyncWorkers],
+    trial: Trial,
+    warmup: float,
+    duration: float,
+    timed: bool,
+) -> None:
+    """Open an asyncio row's pool on the running loop and drive its tasks."""
+    async with opened as workers:
+        await drive_async(workers, trial, warmup, duration, timed)
 
 
 def run_rep(

@@ -9,15 +9,19 @@ cursor, check in. It counts every request in a list slot of its own; the control
 the list when the window opens and when it closes, so throughput needs no clock reading per
 request (S1 measures a few hundred nanoseconds of work). Wait times need two readings, so
 only scenarios that report them pay for them, every row alike.
+
+Rows of dbapi_pool's asyncio pool run the same request in asyncio tasks instead
+(:func:`drive_async`), on an event loop of their own, measured the same way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import resource
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -43,6 +47,16 @@ class Workers:
     ops: Callable[[int], tuple[Checkout, Checkin]]
     sql: str
     #: What the table should say about this row (how the pool was really set up).
+    note: str = ""
+
+
+@dataclass
+class AsyncWorkers:
+    """Describe what the tasks of an asyncio trial run: how many, and one request each
+    (which returns the seconds it waited for its connection)."""
+
+    count: int
+    request: Callable[[int], Awaitable[float]]
     note: str = ""
 
 
@@ -214,6 +228,44 @@ def drive(workers: Workers, trial: Trial, warmup: float, duration: float, timed:
     trial.window = end.wall - begin.wall
     trial.counts = [b - a for a, b in zip(first, last, strict=True)]
     trial.waits = waits or []
+    trial.cpu = end.cpu - begin.cpu
+    trial.switches = end.switches - begin.switches
+    trial.note = workers.note
+
+
+async def drive_async(
+    workers: AsyncWorkers, trial: Trial, warmup: float, duration: float, timed: bool
+) -> None:
+    """Run the tasks through warm-up and window, as :func:`drive` runs threads."""
+    counts = [0] * workers.count
+    state = [WARMUP]
+    waits: list[float] = []
+
+    async def task(index: int) -> None:
+        request = workers.request
+        while state[0] != STOP:
+            wait = await request(index)
+            counts[index] += 1
+            if timed and state[0] == MEASURE:
+                waits.append(wait)
+
+    tasks = [asyncio.ensure_future(task(index)) for index in range(workers.count)]
+    try:
+        await asyncio.sleep(warmup)
+        first, begin = counts[:], Mark.now()
+        state[0] = MEASURE
+        await asyncio.sleep(duration)
+        last, end = counts[:], Mark.now()
+    finally:
+        state[0] = STOP
+        done, pending = await asyncio.wait(tasks, timeout=JOIN_TIMEOUT)
+    for failed in done:
+        failed.result()  # raises the first worker's error
+    if pending:
+        raise TimeoutError(f"tasks still running {JOIN_TIMEOUT:g} s after the window")
+    trial.window = end.wall - begin.wall
+    trial.counts = [b - a for a, b in zip(first, last, strict=True)]
+    trial.waits = waits
     trial.cpu = end.cpu - begin.cpu
     trial.switches = end.switches - begin.switches
     trial.note = workers.note
