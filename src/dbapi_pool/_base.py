@@ -165,6 +165,10 @@ class PoolBase:
         #: ``conn -> True`` when the reset may be skipped, or ``None`` (always reset).
         self._reset_skip = profile.transaction_idle if reset == "rollback" else None
         self._state = PoolState(config)
+        # Green once threading is monkey-patched, and it must be: the pool never switches
+        # green threads under it, but a garbage collection run there may call a finalizer
+        # that does (green I/O in a __del__), and another green thread then blocking on an
+        # OS lock would freeze the whole hub (tests/green/finalizer_switch.py).
         self._lock = threading.Lock()
         self._released = Released(name)
         #: Entries of proxies collected without put(), handed over lock-free by __del__.

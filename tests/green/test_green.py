@@ -151,3 +151,16 @@ def test_eventlet_waiter_signal_wakes_times_out_and_survives_a_killed_waiter() -
     assert seen["slept_after_timeout"] >= 0.19  # not cut short by a stale wake-up
     assert seen["killed"] == ["GreenletExit"]
     assert seen["still_up"] is True
+
+
+@pytest.mark.parametrize("flavour", ["gevent", "eventlet"])
+def test_a_finalizer_that_switches_under_the_pool_lock_does_not_freeze_the_hub(
+    flavour: str,
+) -> None:
+    # A garbage collection may run a finalizer doing green I/O while a green thread holds
+    # the pool's lock; with a lock of the OS-thread kind the next green thread to take it
+    # would block the hub for good (the child then dies on its 20 s watchdog).
+    done = run("finalizer_switch.py", flavour)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen == {"finalized": ["switched and came back"], "served": True}

@@ -51,15 +51,6 @@ class Backend:
     name = "threads"
     green = False
 
-    def new_lock(self) -> Any:
-        """Return the pool's lock: held only around bookkeeping, never across a switch.
-
-        The green backends return one of the OS thread kind even when ``threading`` is
-        monkey-patched: since nothing done under it can switch green threads, a green
-        lock would only add its cost (100-150 ns a checkout or return, measured).
-        """
-        return threading.Lock()
-
     def new_signal(self) -> Signal:
         """Return a taken lock: the waiter's ``acquire`` blocks until ``release``."""
         lock = threading.Lock()
@@ -108,11 +99,6 @@ class GeventBackend(Backend):
 
     name = "gevent"
     green = True
-
-    def new_lock(self) -> Any:
-        from gevent.monkey import get_original
-
-        return get_original("_thread", "allocate_lock")()
 
     def new_signal(self) -> Signal:
         from gevent.lock import Semaphore
@@ -253,11 +239,6 @@ class EventletBackend(Backend):
         from eventlet.hubs import get_hub
 
         _get_hub, _getcurrent = get_hub, getcurrent
-
-    def new_lock(self) -> Any:
-        from eventlet.patcher import original
-
-        return original("_thread").allocate_lock()
 
     def new_signal(self) -> Signal:
         return _EventletSignal()

@@ -80,7 +80,6 @@ class ConnectionPool(PoolBase):
 
     def _setup(self) -> None:
         self._backend: Backend = get_backend(self._backend_choice, self.name)
-        self._lock = self._backend.new_lock()
         self._offload = self._choose_offload(self._backend, self._offload_choice)
         self._proxy_type = PooledConnection if self._offload is None else OffloadedConnection
         #: Makes what get() hands out, from ``(pool, entry)``: a hook for layers that lend
@@ -478,7 +477,6 @@ class ConnectionPool(PoolBase):
             self._worker = MaintenanceWorker(self, self._backend)
 
     def _forked(self) -> None:
-        self._lock = self._backend.new_lock()
         self._worker = None
         self._sweep_at = _INF
         if self._offload is not None:  # the offload threads did not survive the fork
