@@ -200,7 +200,7 @@ class PooledConnectionWrapper(GenericConnectionWrapper):
     _unwrapped: tuple[_CorePool, Entry] | None = None
 
     def __init__(self, baseconn: Any, pool: Any) -> None:
-        self._base = baseconn  # GenericConnectionWrapper's, without its frame
+        super().__init__(baseconn)
         self._pool = pool
 
     def __bool__(self) -> bool:

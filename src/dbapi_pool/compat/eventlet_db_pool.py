@@ -207,7 +207,7 @@ class BaseConnectionPool(_CorePool):
         (an addition) bounds the wait (``PoolTimeout``). An idle connection found dead is
         replaced. Raises ConnectTimeout, or the driver's own error from ``connect()``.
         """
-        return _CorePool.get(self, timeout)  # type: ignore[return-value]
+        return super().get(timeout)  # type: ignore[return-value]
 
     @contextmanager
     def item(self, cleanup: Any = _MISSING) -> Iterator[PooledConnectionWrapper]:
