@@ -93,10 +93,8 @@ def _checked_out(pool: BaseConnectionPool, entry: Entry) -> PooledConnectionWrap
     """Wrap the connection of a checkout, and note it as out (for put() of a bare one)."""
     # The core makes what it lends with ``pool._make_proxy(pool, entry)``: a function,
     # not a bound method, so that the pool holds no reference to itself.
-    info: _Conn | None = entry.info
     with pool._lock:
-        if info is None:
-            info = pool._compat_info(entry)
+        info = pool._compat_info(entry)
         wrapper = PooledConnectionWrapper(info.view, pool)
         wrapper._entry = entry
         info.wrapper = weakref.ref(wrapper)
@@ -285,7 +283,7 @@ class BaseConnectionPool(_CorePool):
         with self._lock:
             entry, wrapper._entry = wrapper._entry, None
             if entry is not None:
-                self._compat_out.pop(id(entry.info.view), None)
+                self._compat_out.pop(id(_data(entry).view), None)
         wrapper._destroy()
         return entry
 
@@ -305,7 +303,7 @@ class BaseConnectionPool(_CorePool):
 
     def _compat_give_back(self, entry: Entry, cleanup: Any, reason: str | None = None) -> None:
         """Close or keep the connection of a checkout that ended (``reason``: close it)."""
-        info: _Conn = entry.info
+        info = _data(entry)
         if info.detached:  # put(None) freed its slot already
             self._close_quietly(entry.conn, "detached")
             return
