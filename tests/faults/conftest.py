@@ -5,6 +5,9 @@ test that needs them, and stopped and deleted at the end; every test gets them b
 running and in their default settings (a test that stopped a server or slowed its logins
 down may have failed half-way). A missing binary fails the tests that need it; nothing is
 ever skipped.
+
+A test parametrised with ``adapters.on_servers`` gets the ``db`` fixture: the adapter of one
+server kind and driver, so that a scenario both servers share is written once.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import pytest
 
 from dbapi_pool import ConnectionPool
 
+from .adapters import MariaDBAdapter, PostgresAdapter, ServerAdapter
 from .chaosproxy import ChaosProxy, free_port
 from .servers import PgBouncer, PrivateMariaDB, PrivatePostgres, ServerError, reap_stale
 from .support import REPORT
@@ -50,6 +54,26 @@ def _started(server: Any) -> Any:
     return server
 
 
+def _served(make: Callable[[int], Any]) -> Iterator[Any]:
+    """Make a private server on a free port, start it, yield it and destroy it at the end."""
+    try:
+        server = make(free_port())
+    except ServerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield _started(server)
+    finally:
+        server.destroy()
+
+
+def _fresh(server: Any) -> Iterator[Any]:
+    """Yield a session's server running and with default settings; so leave it too."""
+    _started(server)
+    yield server
+    _started(server)
+    server.reset_defaults()
+
+
 @pytest.fixture(scope="session")
 def leftovers() -> list[Path]:
     """Remove the private servers of earlier test runs that died without cleaning up."""
@@ -59,59 +83,40 @@ def leftovers() -> list[Path]:
 @pytest.fixture(scope="session")
 def pg_server(leftovers: list[Path]) -> Iterator[PrivatePostgres]:
     """Start the private PostgreSQL cluster for the session; drop it at the end."""
-    try:
-        server = PrivatePostgres(free_port())
-    except ServerError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield _started(server)
-    finally:
-        server.destroy()
+    yield from _served(PrivatePostgres)
 
 
 @pytest.fixture
 def pg(pg_server: PrivatePostgres) -> Iterator[PrivatePostgres]:
     """Return the private PostgreSQL, running and with default settings, before and after."""
-    _started(pg_server)
-    yield pg_server
-    _started(pg_server)
-    if pg_server.pre_auth_delay() != "0":
-        pg_server.set_pre_auth_delay(0)
+    yield from _fresh(pg_server)
 
 
 @pytest.fixture(scope="session")
 def mariadb_server(leftovers: list[Path]) -> Iterator[PrivateMariaDB]:
     """Start the private MariaDB for the session; delete it at the end."""
-    try:
-        server = PrivateMariaDB(free_port())
-    except ServerError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield _started(server)
-    finally:
-        server.destroy()
+    yield from _served(PrivateMariaDB)
 
 
 @pytest.fixture
 def mariadb(mariadb_server: PrivateMariaDB) -> Iterator[PrivateMariaDB]:
     """Return the private MariaDB, running and with default settings, before and after."""
-    _started(mariadb_server)
-    yield mariadb_server
-    _started(mariadb_server)
-    mariadb_server.set_init_connect("")
+    yield from _fresh(mariadb_server)
+
+
+@pytest.fixture
+def db(request: pytest.FixtureRequest, app_name: str) -> ServerAdapter:
+    """Return the adapter of the server and driver this test runs with (see on_servers)."""
+    kind, driver = request.param
+    if kind == "pg":
+        return PostgresAdapter(request.getfixturevalue("pg"), driver, app_name)
+    return MariaDBAdapter(request.getfixturevalue("mariadb"), driver)
 
 
 @pytest.fixture(scope="session")
 def pgbouncer_server(pg_server: PrivatePostgres) -> Iterator[PgBouncer]:
     """Start pgbouncer (transaction mode) in front of the private PostgreSQL."""
-    try:
-        bouncer = PgBouncer(free_port(), pg_server.port)
-    except ServerError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield _started(bouncer)
-    finally:
-        bouncer.destroy()
+    yield from _served(lambda port: PgBouncer(port, pg_server.port))
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from .support import scalar
 
-__all__ = ["PG_DRIVERS", "fill_idle", "load", "pg_kwargs", "pg_params", "pid_of"]
+__all__ = ["PG_DRIVERS", "load", "pg_kwargs", "pg_params", "pid_of"]
 
 PG_DRIVERS = ("psycopg2", "psycopg", "pg8000")
 
@@ -45,13 +45,3 @@ def pg_kwargs(
 def pid_of(conn: Any) -> int:
     """Return the backend pid of a pooled connection."""
     return int(scalar(conn, "SELECT pg_backend_pid()"))
-
-
-def fill_idle(pool: Any, count: int) -> set[int]:
-    """Open ``count`` connections, return them all, and give their backend pids."""
-    conns = [pool.get(timeout=15) for _ in range(count)]
-    pids = {pid_of(conn) for conn in conns}
-    for conn in conns:
-        pool.put(conn)
-    assert pool.stats().idle == count
-    return pids

@@ -170,6 +170,76 @@ def _rows(conn: Any, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         cur.close()
 
 
+def _end(process: subprocess.Popen[bytes] | None, sig: int) -> None:
+    """Send ``sig`` to a server process and wait for it (SIGKILL after a bound)."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(STOP_TIMEOUT)
+
+
+class _PrivateServer:
+    """Hold what every private server has: a port, a directory of its own and a log in it.
+
+    Subclasses name their directory (``kind``), its owner and log file, and say how to
+    start and stop; :meth:`destroy` stops the server and deletes the directory.
+    """
+
+    #: The part of the directory's name that tells the server kind apart.
+    kind: str
+    #: The system user who owns the directory (and runs the server, as root).
+    owner: str
+    #: The server's log file, in its directory.
+    log_name: str
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._root: Path | None = None
+        self._monitor: Any = None
+
+    @property
+    def root(self) -> Path:
+        """Return the server's directory (created on first use)."""
+        if self._root is None:
+            self._root = _owned_tempdir(self.kind, self.owner)
+        return self._root
+
+    @property
+    def log(self) -> Path:
+        """Return the server's log file."""
+        return self.root / self.log_name
+
+    def stop(self) -> None:
+        """Stop the server; every session dies."""
+        raise NotImplementedError
+
+    def reset_defaults(self) -> None:
+        """Undo the settings a test may have changed (and left changed if it failed)."""
+
+    def _halt(self) -> None:
+        """Stop the server for good (at the end of the run)."""
+        self.stop()
+
+    def destroy(self) -> None:
+        """Stop the server and delete its directory."""
+        try:
+            self._halt()
+        finally:
+            if self._root is not None:
+                shutil.rmtree(self._root, ignore_errors=True)
+                self._root = None
+
+    def _drop_monitor(self) -> None:
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:
+            with contextlib.suppress(Exception):
+                monitor.close()
+
+
 # -- PostgreSQL ----------------------------------------------------------------------------
 
 
@@ -187,7 +257,7 @@ def _version_key(path: str) -> tuple[int, ...]:
         return (0,)
 
 
-class PrivatePostgres:
+class PrivatePostgres(_PrivateServer):
     """Run a throwaway PostgreSQL cluster on ``127.0.0.1:port`` (trust auth, user postgres).
 
     ``start()`` is idempotent; ``stop()``, ``restart()`` and ``kill_backends()`` inject
@@ -200,26 +270,17 @@ class PrivatePostgres:
     #: The one role that must log in with a password (scram-sha-256).
     password_role = "rotator"
 
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self._bindir = _pg_bindir()
-        self._root: Path | None = None
-        self._monitor: Any = None
+    kind = "pg"
+    owner = "postgres"
+    log_name = "server.log"
 
-    @property
-    def root(self) -> Path:
-        """Return the cluster's directory (created on first use)."""
-        if self._root is None:
-            self._root = _owned_tempdir("pg", self.user)
-        return self._root
+    def __init__(self, port: int) -> None:
+        super().__init__(port)
+        self._bindir = _pg_bindir()
 
     @property
     def data(self) -> Path:
         return self.root / "data"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "server.log"
 
     def kwargs(self, **extra: Any) -> dict[str, Any]:
         """Return libpq-style connect keywords for this server."""
@@ -277,14 +338,8 @@ class PrivatePostgres:
         self.stop(mode)
         self.start()
 
-    def destroy(self) -> None:
-        """Stop the server and delete its directory."""
-        try:
-            self.stop("immediate")
-        finally:
-            if self._root is not None:
-                shutil.rmtree(self._root, ignore_errors=True)
-                self._root = None
+    def _halt(self) -> None:
+        self.stop("immediate")
 
     # -- monitoring ----------------------------------------------------------------------
 
@@ -300,12 +355,6 @@ class PrivatePostgres:
         conn = self.connect(application_name=MONITOR_NAME)
         conn.close()
         return True
-
-    def _drop_monitor(self) -> None:
-        monitor, self._monitor = self._monitor, None
-        if monitor is not None:
-            with contextlib.suppress(Exception):
-                monitor.close()
 
     def monitor(self) -> Any:
         """Return the monitoring connection, reconnecting after a restart."""
@@ -382,6 +431,10 @@ class PrivatePostgres:
         )
         self.query(f"ALTER ROLE {role} PASSWORD %s", (password,))
 
+    def reset_defaults(self) -> None:
+        if self.pre_auth_delay() != "0":
+            self.set_pre_auth_delay(0)
+
     def pre_auth_delay(self) -> str:
         """Return the server's pre_auth_delay setting as SHOW prints it ("0" when off)."""
         return str(self.query("SHOW pre_auth_delay")[0][0])
@@ -408,35 +461,25 @@ class PrivatePostgres:
 # -- MariaDB -------------------------------------------------------------------------------
 
 
-class PrivateMariaDB:
+class PrivateMariaDB(_PrivateServer):
     """Run a throwaway MariaDB on ``127.0.0.1:port`` (root without password, database test).
 
-    Also creates ``app`` (password :attr:`app_password`, rights on ``test`` only), an
-    account without SUPER, for whom ``init_connect`` applies.
+    :meth:`add_account` makes accounts without SUPER (for whom ``init_connect`` applies),
+    one per test, so that each test can tell its own sessions apart.
     """
 
     user = "root"
     database = "test"
-    app_user = "app"
-    app_password = "app-pw"
+
+    kind = "mdb"
+    owner = "mysql"
+    log_name = "error.log"
 
     def __init__(self, port: int) -> None:
-        self.port = port
+        super().__init__(port)
         self._mariadbd = _find_binary("mariadbd", "mariadb-server", "/usr/sbin/mariadbd")
         self._install = _find_binary("mariadb-install-db", "mariadb-server")
-        self._root: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
-        self._monitor: Any = None
-
-    @property
-    def root(self) -> Path:
-        if self._root is None:
-            self._root = _owned_tempdir("mdb", "mysql")
-        return self._root
-
-    @property
-    def log(self) -> Path:
-        return self.root / "error.log"
 
     def kwargs(self, **extra: Any) -> dict[str, Any]:
         """Return PyMySQL connect keywords for root on this server."""
@@ -448,10 +491,6 @@ class PrivateMariaDB:
             "database": self.database,
         }
         return {**base, **extra}
-
-    def app_kwargs(self, **extra: Any) -> dict[str, Any]:
-        """Return PyMySQL connect keywords for the unprivileged ``app`` account."""
-        return self.kwargs(user=self.app_user, password=self.app_password, **extra)
 
     @property
     def running(self) -> bool:
@@ -495,7 +534,7 @@ class PrivateMariaDB:
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs
         )
         _poll(self._ready, START_TIMEOUT, f"MariaDB on port {self.port}", self.log)
-        self._setup_accounts()
+        self._setup_database()
 
     def _ready(self) -> bool:
         if not self.running:
@@ -503,40 +542,19 @@ class PrivateMariaDB:
         self.connect(database=None).close()
         return True
 
-    def _setup_accounts(self) -> None:
-        for sql in (
-            f"CREATE DATABASE IF NOT EXISTS {self.database}",
-            f"CREATE USER IF NOT EXISTS '{self.app_user}'@'%' IDENTIFIED BY '{self.app_password}'",
-            f"GRANT ALL ON {self.database}.* TO '{self.app_user}'@'%'",
-        ):
-            self.query(sql, database=None)
+    def _setup_database(self) -> None:
+        self.query(f"CREATE DATABASE IF NOT EXISTS {self.database}", database=None)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the server with ``sig`` (SIGTERM: normal shutdown; SIGKILL: a crash)."""
         self._drop_monitor()
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(sig)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
+        _end(process, sig)
 
     def restart(self, sig: int = signal.SIGTERM) -> None:
         """Stop (``kill -TERM`` by default), then start the server again."""
         self.stop(sig)
         self.start()
-
-    def destroy(self) -> None:
-        """Stop the server and delete its directory."""
-        try:
-            self.stop()
-        finally:
-            if self._root is not None:
-                shutil.rmtree(self._root, ignore_errors=True)
-                self._root = None
 
     # -- monitoring ----------------------------------------------------------------------
 
@@ -546,12 +564,6 @@ class PrivateMariaDB:
 
         conn = pymysql.connect(**self.kwargs(connect_timeout=5, autocommit=True, **extra))
         return conn
-
-    def _drop_monitor(self) -> None:
-        monitor, self._monitor = self._monitor, None
-        if monitor is not None:
-            with contextlib.suppress(Exception):
-                monitor.close()
 
     def query(self, sql: str, params: Any = None, **extra: Any) -> list[tuple[Any, ...]]:
         """Run ``sql`` on the monitoring connection (or on a fresh one with ``extra``)."""
@@ -571,6 +583,13 @@ class PrivateMariaDB:
             self._drop_monitor()
             self._monitor = self.connect()
             return _rows(self._monitor, sql, params)
+
+    def add_account(self, name: str, password: str = "pw") -> dict[str, Any]:
+        """Create an account without SUPER, with every right on the test database; return
+        PyMySQL connect keywords for it."""
+        self.query(f"CREATE USER IF NOT EXISTS '{name}'@'%' IDENTIFIED BY '{password}'")
+        self.query(f"GRANT ALL ON {self.database}.* TO '{name}'@'%'")
+        return self.kwargs(user=name, password=password)
 
     def kill(self, thread_id: int) -> None:
         """Kill one session (``KILL id``): its connection dies."""
@@ -593,6 +612,9 @@ class PrivateMariaDB:
         rows = self.query("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s", (user,))
         return {int(row[0]) for row in rows}
 
+    def reset_defaults(self) -> None:
+        self.set_init_connect("")
+
     def set_init_connect(self, sql: str) -> None:
         """Set the global ``init_connect`` (run at every login of a non-SUPER account)."""
         self.query("SET GLOBAL init_connect = %s", (sql,))
@@ -601,7 +623,7 @@ class PrivateMariaDB:
 # -- pgbouncer -----------------------------------------------------------------------------
 
 
-class PgBouncer:
+class PgBouncer(_PrivateServer):
     """Run pgbouncer on ``127.0.0.1:port`` in transaction mode in front of ``upstream_port``.
 
     Database ``appdb`` maps to the upstream's ``postgres`` database; the admin console is
@@ -612,23 +634,16 @@ class PgBouncer:
     user = "postgres"
     dbname = "appdb"
 
+    kind = "pgb"
+    owner = "postgres"
+    log_name = "pgbouncer.log"
+
     def __init__(self, port: int, upstream_port: int, *, query_wait_timeout: int = 15) -> None:
-        self.port = port
+        super().__init__(port)
         self.upstream_port = upstream_port
         self.query_wait_timeout = query_wait_timeout
         self._binary = _find_binary("pgbouncer", "pgbouncer", "/usr/sbin/pgbouncer")
-        self._root: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def root(self) -> Path:
-        if self._root is None:
-            self._root = _owned_tempdir("pgb", self.user)
-        return self._root
-
-    @property
-    def log(self) -> Path:
-        return self.root / "pgbouncer.log"
 
     def kwargs(self, **extra: Any) -> dict[str, Any]:
         """Return libpq-style connect keywords for ``appdb`` through pgbouncer."""
@@ -691,23 +706,7 @@ class PgBouncer:
     def stop(self) -> None:
         """Shut pgbouncer down (SIGINT: safe shutdown; SIGKILL after a bound)."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
-
-    def destroy(self) -> None:
-        """Stop pgbouncer and delete its directory."""
-        try:
-            self.stop()
-        finally:
-            if self._root is not None:
-                shutil.rmtree(self._root, ignore_errors=True)
-                self._root = None
+        _end(process, signal.SIGINT)
 
     def admin(self, command: str) -> list[tuple[Any, ...]]:
         """Run one admin-console command and return its rows (none for PAUSE, RESUME...)."""

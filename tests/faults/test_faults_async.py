@@ -1,5 +1,6 @@
 """AsyncConnectionPool under faults: cancellation at every stage (F13), a leaked
-connection (F12) and a restart (F1), against the private servers.
+connection (F12) and a restart (F1), against the private servers (PostgreSQL with psycopg2;
+the cancelled query on MariaDB with PyMySQL too).
 
 Each test runs its own event loop (``asyncio.run``) under an overall time bound, and
 checks the server afterwards: no session left running a statement, no more sessions
@@ -18,9 +19,10 @@ import pytest
 
 from dbapi_pool import AsyncConnectionPool
 
+from .adapters import ServerAdapter, on_servers
 from .chaosproxy import ChaosProxy
 from .pgdrivers import load, pg_kwargs
-from .servers import PrivateMariaDB, PrivatePostgres
+from .servers import PrivatePostgres
 from .support import wait_until
 
 ProxyFactory = Callable[[int], ChaosProxy]
@@ -119,72 +121,38 @@ def test_f13_cancel_after_hand_off_gives_the_connection_back(
     run(main)
 
 
-@pytest.mark.postgres
+@on_servers(pg=("psycopg2",), mariadb=("pymysql",))
 def test_f13_cancel_during_a_query_stops_it_on_the_server_and_keeps_the_session(
-    pg: PrivatePostgres, app_name: str
+    db: ServerAdapter,
 ) -> None:
-    """A task cancelled during pg_sleep(30): it ends at once, the pool cancels the query
-    on the server, rolls the session back once the call returned, and lends the same
-    session again; the server shows it idle, not still running."""
+    """A task cancelled during a 30 s sleep on the server: it ends at once, the pool
+    cancels the statement on the server (pg_cancel_backend; KILL QUERY through a new
+    session), rolls the session back once the call returned, and lends the same session
+    again; the server shows it idle, not still running."""
 
     async def main() -> None:
-        async with pg_pool(pg, app_name, max_size=1) as pool:
-            pids: list[int] = []
+        pool = AsyncConnectionPool(
+            db.module, name="faults-async", max_size=1, **db.connect_kwargs()
+        )
+        async with pool:
+            sessions: list[int] = []
 
             async def sleeper() -> None:
                 async with pool.connection() as conn:
-                    pids.append(await fetch_value(conn, "SELECT pg_backend_pid()"))
-                    await fetch_value(conn, "SELECT pg_sleep(30)")
+                    sessions.append(await fetch_value(conn, db.session_sql))
+                    await fetch_value(conn, db.sleep_sql)
 
             task = asyncio.create_task(sleeper())
-            assert await eventually(lambda: pg.states(app_name) == ["active"])
+            assert await eventually(lambda: bool(sessions) and db.running(sessions[0]))
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            assert await eventually(lambda: pg.states(app_name) == ["idle"])
+            assert await eventually(lambda: db.idle(sessions[0]))
             async with pool.connection(timeout=20) as conn:
-                assert await fetch_value(conn, "SELECT pg_backend_pid()") == pids[0]
+                assert await fetch_value(conn, db.session_sql) == sessions[0]
             assert pool.stats().closed_total == 0
 
     run(main)
-
-
-@pytest.mark.mariadb
-def test_f13_cancel_during_a_mariadb_query_kills_it_and_keeps_the_session(
-    mariadb: PrivateMariaDB,
-) -> None:
-    """The same with PyMySQL on MariaDB: the pool's KILL QUERY (through a new session)
-    stops SLEEP(30), and the same CONNECTION_ID serves the next borrower."""
-    pymysql = load("pymysql")
-
-    async def main() -> None:
-        async with AsyncConnectionPool(pymysql, max_size=1, **mariadb.kwargs()) as pool:
-            ids: list[int] = []
-
-            async def sleeper() -> None:
-                async with pool.connection() as conn:
-                    ids.append(await fetch_value(conn, "SELECT CONNECTION_ID()"))
-                    await fetch_value(conn, "SELECT SLEEP(30)")
-
-            task = asyncio.create_task(sleeper())
-            assert await eventually(lambda: running(mariadb) == 1)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert await eventually(lambda: running(mariadb) == 0)
-            async with pool.connection(timeout=20) as conn:
-                assert await fetch_value(conn, "SELECT CONNECTION_ID()") == ids[0]
-            assert pool.stats().closed_total == 0
-
-    run(main)
-
-
-def running(mariadb: PrivateMariaDB) -> int:
-    """Count the sessions running a SLEEP right now."""
-    rows = mariadb.query(
-        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP%'"
-    )
-    return int(rows[0][0])
 
 
 @pytest.mark.postgres

@@ -22,8 +22,9 @@ import pytest
 
 from dbapi_pool import ConnectionPool
 
-from .pgdrivers import load, pg_kwargs, pg_params
-from .servers import PrivateMariaDB, PrivatePostgres
+from .adapters import ServerAdapter, on_servers
+from .pgdrivers import load, pg_kwargs
+from .servers import PrivatePostgres
 from .support import scalar, wait_until
 
 PoolFactory = Callable[..., ConnectionPool]
@@ -77,11 +78,6 @@ def _reap(pid: int) -> None:
         pass
 
 
-def session_id_sql(driver: str) -> str:
-    """Return the statement that names the server session."""
-    return "SELECT CONNECTION_ID()" if driver == "pymysql" else "SELECT pg_backend_pid()"
-
-
 def child_uses_inherited_pool(pool: ConnectionPool, held: Any, sql: str) -> dict[str, Any]:
     """In the child: get a connection, return the parent's, close the pool, collect."""
     stats = pool.stats()
@@ -105,9 +101,8 @@ def parent_still_served(pool: ConnectionPool, held: Any, sql: str, sessions: set
     assert pool.stats().closed_total == 0
 
 
-def fork_scenario(pool: ConnectionPool, driver: str) -> tuple[set[int], dict[str, Any]]:
+def fork_scenario(pool: ConnectionPool, sql: str) -> tuple[set[int], dict[str, Any]]:
     """Hold one connection and keep one idle, fork, and run the child's part."""
-    sql = session_id_sql(driver)
     held = pool.get(timeout=15)
     idle = pool.get(timeout=15)
     sessions = {int(scalar(held, sql)), int(scalar(idle, sql))}
@@ -118,33 +113,20 @@ def fork_scenario(pool: ConnectionPool, driver: str) -> tuple[set[int], dict[str
     return sessions, report
 
 
-@pytest.mark.parametrize("driver", pg_params("psycopg2", "psycopg", "pg8000"))
+@on_servers(mariadb=("pymysql",))
 def test_f14_child_starts_empty_and_parent_sessions_survive(
-    driver: str, pg: PrivatePostgres, make_pool: PoolFactory, app_name: str
+    db: ServerAdapter, make_pool: PoolFactory
 ) -> None:
-    """PostgreSQL: the child's pool starts empty and opens its own session; the parent's
-    two sessions are neither used nor closed by the child."""
-    pool = make_pool(load(driver), max_size=3, **pg_kwargs(driver, pg.kwargs(), app_name))
-    sessions, report = fork_scenario(pool, driver)
+    """The child's pool starts empty and opens its own session; the parent's two sessions
+    are neither used nor closed by the child (on MariaDB, a child's COM_QUIT on an
+    inherited socket would end the parent's session), and the child's own session ends
+    with it."""
+    pool = db.pool(make_pool, max_size=3)
+    sessions, report = fork_scenario(pool, db.session_sql)
     assert "error" not in report, report["error"]
     assert report["size_at_start"] == 0
     assert report["fresh"] not in sessions
-    assert wait_until(lambda: pg.backend_pids(app_name) == sessions, 15)
-
-
-@pytest.mark.mariadb
-def test_f14_child_leaves_mariadb_sessions_alone(
-    mariadb: PrivateMariaDB, make_pool: PoolFactory
-) -> None:
-    """MariaDB with PyMySQL: same rules (a child's COM_QUIT on an inherited socket would
-    end the parent's session)."""
-    pool = make_pool(load("pymysql"), max_size=3, **mariadb.kwargs())
-    sessions, report = fork_scenario(pool, "pymysql")
-    assert "error" not in report, report["error"]
-    assert report["size_at_start"] == 0
-    assert report["fresh"] not in sessions
-    assert mariadb.count_connections(sessions) == 2
-    assert wait_until(lambda: mariadb.count_connections([report["fresh"]]) == 0, 15)
+    assert wait_until(lambda: db.sessions() == sessions, 15)
 
 
 @pytest.mark.postgres

@@ -1,17 +1,10 @@
-"""Faults on the private PostgreSQL: restarts, killed and cancelled backends, slow logins,
-outages, leaks, session state and connections returned in a bad state (matrix F1-F5, F9,
-F12, F15, F16).
+"""Faults only the private PostgreSQL has, or only its drivers meet: sessions killed
+within the trust window or under load, idle and statement timeouts, stalled logins, leaks,
+reset hooks, connections returned broken or mid-stream, rotated passwords (matrix F2-F5,
+F12, F15, F16, F18).
 
-What the pool does today (read from the code, asserted here): a connection idle longer
-than ``check_idle_after`` (default 0.5 s) is checked before it is lent (a zero-timeout
-``select()`` on its socket, then a ``SELECT 1`` if the socket is readable), so a session
-that died while idle is replaced inside the same ``get()`` (``closes['failed_check']``)
-and the caller sees no error; one used more recently is trusted and lent as is, so its
-borrower gets the driver's error, the connection is closed on return
-(``closes['broken']``) and every connection opened before it is pinged before its next
-checkout (so one restart costs at most one failed statement per pool). While connects
-fail, callers fail fast with the driver's own last error (``stats.unreachable``) and
-connects back off.
+The scenarios both servers share (restarts, killed sessions, outages...) are written once
+in test_faults_servers.py; how the pool checks idle connections is described there.
 """
 
 from __future__ import annotations
@@ -28,7 +21,8 @@ import pytest
 from dbapi_pool import ConnectionPool
 from dbapi_pool.errors import ConnectTimeout
 
-from .pgdrivers import fill_idle, load, pg_kwargs, pg_params, pid_of
+from .adapters import ServerAdapter, fill_idle, on_servers
+from .pgdrivers import load, pg_kwargs, pg_params, pid_of
 from .servers import PrivatePostgres
 from .support import (
     BackgroundCall,
@@ -38,88 +32,13 @@ from .support import (
     query_ok,
     report,
     scalar,
-    serves,
     wait_until,
 )
 
 PoolFactory = Callable[..., ConnectionPool]
 
 
-def driver_errors(module: Any) -> tuple[type[BaseException], ...]:
-    """Return what a driver raises for a dead session: its Error, and for pg8000 also a
-    bare ConnectionResetError (it does not wrap a reset met while reading)."""
-    return (module.Error, ConnectionResetError)
-
-
-def terminate_and_wait(pg: PrivatePostgres, pid: int) -> None:
-    """Terminate a backend and wait until it is gone (its goodbye is on the socket).
-
-    Sending a statement while the backend is still exiting can earn a TCP reset instead
-    of its goodbye; pg8000 then raises a bare ConnectionResetError (see the F8 tests).
-    """
-    assert pg.terminate(pid)
-    assert wait_until(lambda: pid not in pg.backend_pids_all(), 15)
-    time.sleep(0.05)
-
-
-# -- F1: database restart --------------------------------------------------------------
-
-
-#: ``check_idle_after`` values: 0 probes every checkout, None trusts idle connections.
-CHECKS = [pytest.param(0.0, id="probe"), pytest.param(None, id="trust")]
-
-
-@pytest.mark.parametrize("check", CHECKS)
-@pytest.mark.parametrize("driver", pg_params())
-def test_f1_restart_costs_at_most_one_failed_statement(
-    driver: str, check: float | None, pg: PrivatePostgres, make_pool: PoolFactory, app_name: str
-) -> None:
-    """After a fast restart with two stale idle connections, the pool recovers by itself.
-
-    probe: both fail their check before checkout and are replaced inside the same get();
-    no caller sees an error. trust: the first borrower's statement fails with the driver's
-    error, that connection is closed as broken, and its elder sibling is pinged (and
-    replaced) before the next checkout, so the next caller succeeds.
-    """
-    module = load(driver)
-    kwargs = pg_kwargs(driver, pg.kwargs(), app_name)
-    pool = make_pool(module, max_size=3, check_idle_after=check, **kwargs)
-    old = fill_idle(pool, 2)
-    pg.restart()
-    failures = attempts_until_ok(pool, module.Error, limit=6)
-    closes = pool.stats().closes
-    if check is None:
-        assert (failures, closes["broken"], closes["failed_check"]) == (1, 1, 1)
-    else:
-        assert (failures, closes["broken"], closes["failed_check"]) == (0, 0, 2)
-    assert pool.stats().size == 1
-    with pool.connection() as conn:
-        assert pid_of(conn) not in old
-    assert pg.count_connections(app_name) == 1
-
-
-# -- F2: backend killed while idle -----------------------------------------------------
-
-
-@pytest.mark.parametrize("driver", pg_params())
-def test_f2_killed_idle_backend_is_replaced_inside_get(
-    driver: str, pg: PrivatePostgres, make_pool: PoolFactory, app_name: str
-) -> None:
-    """pg_terminate_backend on a session idle past check_idle_after: its socket turns
-    readable, the check before checkout fails, and get() hands out a fresh session."""
-    module = load(driver)
-    kwargs = pg_kwargs(driver, pg.kwargs(), app_name)
-    pool = make_pool(module, max_size=2, check_idle_after=0.1, **kwargs)
-    (old,) = fill_idle(pool, 1)
-    assert len(pg.kill_backends(app_name)) == 1
-    assert wait_until(lambda: pg.count_connections(app_name) == 0, 15)
-    time.sleep(0.2)  # idle past check_idle_after
-    with pool.connection(timeout=15) as conn:
-        assert pid_of(conn) != old
-    stats = pool.stats()
-    assert stats.closes["failed_check"] == 1
-    assert (stats.size, stats.idle, stats.in_use) == (1, 1, 0)
-    assert pg.count_connections(app_name) == 1
+# -- F2: backend killed ----------------------------------------------------------------
 
 
 # pg8000 is left out: a statement sent to a session that just died sometimes earns it a
@@ -134,7 +53,7 @@ def test_f2_killed_backend_within_the_trust_window_fails_one_caller(
     module = load(driver)
     kwargs = pg_kwargs(driver, pg.kwargs(), app_name)
     pool = make_pool(module, max_size=2, check_idle_after=60, **kwargs)
-    (old,) = fill_idle(pool, 1)
+    (old,) = fill_idle(pool, 1, pid_of)
     assert len(pg.kill_backends(app_name)) == 1
     assert wait_until(lambda: pg.count_connections(app_name) == 0, 15)
     assert attempts_until_ok(pool, module.Error, limit=3) == 1
@@ -142,26 +61,6 @@ def test_f2_killed_backend_within_the_trust_window_fails_one_caller(
     with pool.connection(timeout=15) as conn:
         assert pid_of(conn) != old
     assert pool.stats().size == 1
-
-
-@pytest.mark.parametrize("driver", pg_params())
-def test_f2_backend_killed_while_checked_out_fails_the_caller_and_is_discarded(
-    driver: str, pg: PrivatePostgres, make_pool: PoolFactory, app_name: str
-) -> None:
-    """A session killed while lent: the borrower's statement fails with the driver's
-    error, the ``with`` block returns the connection, the pool closes it (never lends it
-    again) and the next borrower gets a new session."""
-    module = load(driver)
-    pool = make_pool(module, max_size=1, **pg_kwargs(driver, pg.kwargs(), app_name))
-    with pytest.raises(driver_errors(module)):
-        with pool.connection(timeout=15) as conn:
-            old = pid_of(conn)
-            terminate_and_wait(pg, old)
-            scalar(conn, "SELECT 1")
-    assert closed_as_dead(pool) == 1
-    assert pool.stats().size == 0
-    with pool.connection(timeout=15) as conn:
-        assert pid_of(conn) != old
 
 
 @pytest.mark.postgres
@@ -212,22 +111,6 @@ def test_f2_killing_every_session_under_load_never_exceeds_max_size(
 # -- F3: server idle timeouts ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("driver", pg_params())
-def test_f3_server_idle_timeout_is_caught_before_checkout(
-    driver: str, pg: PrivatePostgres, make_pool: PoolFactory, app_name: str
-) -> None:
-    """idle_session_timeout below the pool's max_idle: the server ends the idle session;
-    the pool sees it before lending it and opens a new one, with no error for the caller."""
-    module = load(driver)
-    kwargs = pg_kwargs(driver, pg.kwargs(), app_name, options="-c idle_session_timeout=300")
-    pool = make_pool(module, max_size=2, max_idle=60, check_idle_after=0.1, **kwargs)
-    fill_idle(pool, 1)
-    assert wait_until(lambda: pg.count_connections(app_name) == 0, 15)
-    time.sleep(0.2)  # idle past check_idle_after
-    assert attempts_until_ok(pool, module.Error, limit=3) == 0
-    assert pool.stats().closes["failed_check"] == 1
-
-
 @pytest.mark.postgres
 def test_f3_pool_max_idle_below_the_server_timeout_avoids_the_failure(
     pg: PrivatePostgres, make_pool: PoolFactory, app_name: str
@@ -237,7 +120,7 @@ def test_f3_pool_max_idle_below_the_server_timeout_avoids_the_failure(
     psycopg2 = load("psycopg2")
     kwargs = pg_kwargs("psycopg2", pg.kwargs(), app_name, options="-c idle_session_timeout=1500")
     pool = make_pool(psycopg2, max_size=2, max_idle=0.3, **kwargs)
-    fill_idle(pool, 1)
+    fill_idle(pool, 1, pid_of)
     assert wait_until(lambda: pool.stats().closes["max_idle"] == 1, 15)
     time.sleep(2.0)  # past the server's limit
     assert attempts_until_ok(pool, psycopg2.Error, limit=3) == 0
@@ -245,28 +128,6 @@ def test_f3_pool_max_idle_below_the_server_timeout_avoids_the_failure(
 
 
 # -- F4: cancelled statements ----------------------------------------------------------
-
-
-@pytest.mark.parametrize("driver", pg_params())
-def test_f4_cancelled_query_keeps_its_connection(
-    driver: str, pg: PrivatePostgres, make_pool: PoolFactory, app_name: str
-) -> None:
-    """pg_cancel_backend during a long statement: the caller gets the error, the session
-    is rolled back on return and reused (same backend pid), nothing is closed."""
-    module = load(driver)
-    pool = make_pool(module, max_size=1, **pg_kwargs(driver, pg.kwargs(), app_name))
-    conn = pool.get(timeout=15)
-    pid = pid_of(conn)
-    call = BackgroundCall(scalar, conn, "SELECT pg_sleep(30)")
-    assert wait_until(lambda: pg.states(app_name) == ["active"], 15)
-    assert pg.cancel(pid)
-    call.join(20)
-    assert isinstance(call.error, module.Error)
-    assert "cancel" in str(call.error).lower()
-    pool.put(conn)
-    with pool.connection() as again:
-        assert pid_of(again) == pid
-    assert pool.stats().closed_total == 0
 
 
 @pytest.mark.parametrize("driver", pg_params("psycopg2", "psycopg"))
@@ -348,60 +209,6 @@ def test_f5_whole_second_connect_timeout_still_raises_connect_timeout(
     assert kinds == ["ConnectTimeout"] * 8
 
 
-@pytest.mark.postgres
-def test_f5_login_that_completes_late_is_closed_and_frees_the_slot(
-    pg: PrivatePostgres, make_pool: PoolFactory, app_name: str
-) -> None:
-    """The driver waits longer than the pool: get() raises ConnectTimeout, the connect
-    succeeds later, and the pool closes that session (closes['late_connect'])."""
-    psycopg2 = load("psycopg2")
-    pool = make_pool(
-        psycopg2,
-        max_size=1,
-        connect_timeout=1,
-        connect_args=lambda: {"connect_timeout": 30},  # libpq itself waits 30 s
-        **pg_kwargs("psycopg2", pg.kwargs(), app_name),
-    )
-    pg.set_pre_auth_delay(2)
-    with pytest.raises(ConnectTimeout):
-        pool.get(timeout=30)
-    assert pool.stats().size == 1  # still connecting, still counted against max_size
-    assert wait_until(lambda: pool.stats().closes["late_connect"] == 1, 20)
-    assert pool.stats().size == 0
-    assert wait_until(lambda: pg.count_connections(app_name) == 0, 10)
-    pg.set_pre_auth_delay(0)
-    assert query_ok(pool) == 1
-
-
-# -- F9: database down ---------------------------------------------------------------
-
-
-@pytest.mark.parametrize("driver", pg_params())
-def test_f9_database_down_get_fails_fast_with_the_driver_error_then_recovers(
-    driver: str, pg: PrivatePostgres, make_pool: PoolFactory, app_name: str
-) -> None:
-    """With the server stopped, get() raises the driver's own error class well within
-    its timeout: the first caller's connect is refused, later callers fail fast without a
-    connect of their own while the pool backs off. Once the server is back, the pool
-    serves again by itself."""
-    module = load(driver)
-    pool = make_pool(
-        module, max_size=2, connect_timeout=3, **pg_kwargs(driver, pg.kwargs(), app_name)
-    )
-    pg.stop()
-    for _ in range(5):
-        with elapsed() as took, pytest.raises(module.Error):
-            pool.get(timeout=10)
-        assert took[0] < 10
-    stats = pool.stats()
-    assert stats.connect_failures >= 1
-    assert stats.connect_failures + stats.unreachable == 5
-    assert stats.unreachable >= 1
-    assert (stats.size, stats.connecting) == (0, 0)
-    pg.start()
-    assert wait_until(lambda: serves(pool, module.Error), 20)
-
-
 # -- F12: a leaked connection ----------------------------------------------------------
 
 
@@ -460,18 +267,6 @@ def test_f12_leak_timeout_names_the_borrower(
 # -- F15: session state across checkouts -----------------------------------------------
 
 
-def discard_all(conn: Any) -> None:
-    """Reset a psycopg2 session fully (rollback, then DISCARD ALL outside a transaction)."""
-    conn.rollback()
-    conn.autocommit = True
-    try:
-        cur = conn.cursor()
-        cur.execute("DISCARD ALL")
-        cur.close()
-    finally:
-        conn.autocommit = False
-
-
 def fail_reset(conn: Any) -> None:
     """A reset hook that always fails."""
     raise RuntimeError("reset refused")
@@ -491,26 +286,6 @@ def test_f15_default_reset_is_rollback_only_so_session_settings_carry_over(
         assert scalar(conn, "SHOW statement_timeout") == "12345ms"
 
 
-@pytest.mark.parametrize("reset", ["full", discard_all], ids=["full", "hook"])
-@pytest.mark.parametrize("driver", pg_params())
-def test_f15_full_reset_clears_session_state(
-    driver: str, reset: Any, pg: PrivatePostgres, make_pool: PoolFactory, app_name: str
-) -> None:
-    """reset='full' (the profile's DISCARD ALL) or a reset= hook doing the same clears
-    settings and temp tables between checkouts, on the same session."""
-    module = load(driver)
-    kwargs = pg_kwargs(driver, pg.kwargs(), app_name)
-    pool = make_pool(module, max_size=1, reset=reset, **kwargs)
-    with pool.connection() as conn:
-        pid = pid_of(conn)
-        scalar(conn, "SELECT set_config('statement_timeout', '12345', false)")
-        conn.cursor().execute("CREATE TEMP TABLE leftover (x int)")
-    with pool.connection() as conn:
-        assert pid_of(conn) == pid
-        assert scalar(conn, "SHOW statement_timeout") == "0"
-        assert scalar(conn, "SELECT to_regclass('pg_temp.leftover') IS NULL") in (True, 1)
-
-
 @pytest.mark.postgres
 def test_f15_failing_reset_hook_discards_the_connection(
     pg: PrivatePostgres, make_pool: PoolFactory, app_name: str
@@ -527,35 +302,7 @@ def test_f15_failing_reset_hook_discards_the_connection(
         assert pid_of(conn) != pid
 
 
-# -- F16: connections returned in a bad state ----------------------------------------
-
-
-@pytest.fixture
-def table(pg: PrivatePostgres, app_name: str) -> str:
-    """Create an empty table of this test's own."""
-    name = f"t_{app_name}"
-    pg.query(f"CREATE TABLE {name} (x int)")
-    return name
-
-
-@pytest.mark.parametrize("driver", pg_params())
-def test_f16_returned_mid_transaction_is_rolled_back_and_kept(
-    driver: str, pg: PrivatePostgres, make_pool: PoolFactory, app_name: str, table: str
-) -> None:
-    """An uncommitted INSERT left by a borrower is rolled back on return; the session is
-    reused, idle, and the row never existed."""
-    module = load(driver)
-    pool = make_pool(module, max_size=1, **pg_kwargs(driver, pg.kwargs(), app_name))
-    conn = pool.get(timeout=15)
-    pid = pid_of(conn)
-    conn.cursor().execute(f"INSERT INTO {table} VALUES (1)")
-    pool.put(conn)
-    assert pg.query(f"SELECT count(*) FROM {table}")[0][0] == 0
-    assert wait_until(lambda: pg.states(app_name) == ["idle"], 10)
-    with pool.connection() as again:
-        assert pid_of(again) == pid
-        assert scalar(again, f"SELECT count(*) FROM {table}") == 0
-    assert pool.stats().closed_total == 0
+# -- F16: connections returned in a bad state ------------------------------------------
 
 
 @pytest.mark.parametrize("driver", pg_params())
@@ -577,27 +324,26 @@ def test_f16_returned_in_error_state_is_rolled_back_and_kept(
     assert pool.stats().closed_total == 0
 
 
-@pytest.mark.parametrize("driver", pg_params())
 @pytest.mark.parametrize("how", ["closed_by_user", "killed_while_out"])
+@on_servers(mariadb=())
 def test_f16_returned_broken_is_never_lent_again(
-    driver: str, how: str, pg: PrivatePostgres, make_pool: PoolFactory, app_name: str
+    db: ServerAdapter, how: str, make_pool: PoolFactory
 ) -> None:
     """A connection closed by its borrower, or whose session died while checked out, and
     then put() back: put() does not raise, the connection is closed (on return, or at the
     latest by the check before the next checkout) and the next borrower gets a new one."""
-    module = load(driver)
-    pool = make_pool(module, max_size=1, **pg_kwargs(driver, pg.kwargs(), app_name))
+    pool = db.pool(make_pool, max_size=1)
     conn = pool.get(timeout=15)
-    pid = pid_of(conn)
+    pid = db.session_of(conn)
     if how == "closed_by_user":
         conn.raw.close()
     else:
-        terminate_and_wait(pg, pid)
-        with pytest.raises(driver_errors(module)):
+        db.kill(pid)
+        with pytest.raises(db.dead_session_errors()):
             scalar(conn, "SELECT 1")
     pool.put(conn)
     with pool.connection(timeout=15) as again:
-        assert pid_of(again) != pid
+        assert db.session_of(again) != pid
     assert closed_as_dead(pool) == 1
     assert pool.stats().size == 1
 
