@@ -9,6 +9,7 @@ apart by ``CONNECTION_ID()``; the ``db`` adapter logs in with an account of the 
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
 
@@ -71,6 +72,7 @@ def test_f16_read_transaction_does_not_reach_the_next_borrower(
     with pool.connection() as conn:
         session = db.session_of(conn)
         assert scalar(conn, f"SELECT COUNT(*) FROM {table}") == 0
+    time.sleep(0.2)  # INNODB_TRX is a cache InnoDB refreshes at most every 0.1 s
     open_trx = mariadb.query(
         "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = %s",
         (session,),
