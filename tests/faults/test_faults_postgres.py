@@ -2,16 +2,15 @@
 outages, leaks, session state and connections returned in a bad state (matrix F1-F5, F9,
 F12, F15, F16).
 
-What the pool does today (read from the code, asserted here): a connection idle longer
-than ``check_idle_after`` (default 0.5 s) is checked before it is lent (a zero-timeout
-``select()`` on its socket, then a ``SELECT 1`` if the socket is readable), so a session
-that died while idle is replaced inside the same ``get()`` (``closes['failed_check']``)
-and the caller sees no error; one used more recently is trusted and lent as is, so its
-borrower gets the driver's error, the connection is closed on return
-(``closes['broken']``) and every connection opened before it is pinged before its next
-checkout (so one restart costs at most one failed statement per pool). While connects
-fail, callers fail fast with the driver's own last error (``stats.unreachable``) and
-connects back off.
+What the pool does today (read from the code, asserted here): a connection is checked
+before it is lent (a zero-timeout ``poll()`` on its socket at every checkout, then a
+``SELECT 1`` if the socket is readable), so a session that died while idle is replaced
+inside the same ``get()`` (``closes['failed_check']``) and the caller sees no error; with
+``check_idle_after=None`` it is trusted and lent as is, so its borrower gets the driver's
+error, the connection is closed on return (``closes['broken']``) and every connection
+opened before it is pinged before its next checkout (so one restart costs at most one
+failed statement per pool). While connects fail, callers fail fast with the driver's own
+last error (``stats.unreachable``) and connects back off.
 """
 
 from __future__ import annotations
@@ -125,15 +124,15 @@ def test_f2_killed_idle_backend_is_replaced_inside_get(
 # pg8000 is left out: a statement sent to a session that just died sometimes earns it a
 # bare ConnectionResetError, which the pool does not count as a disconnect (see F8).
 @pytest.mark.parametrize("driver", pg_params("psycopg2", "psycopg"))
-def test_f2_killed_backend_within_the_trust_window_fails_one_caller(
+def test_f2_killed_backend_trusted_unchecked_fails_one_caller(
     driver: str, pg: PrivatePostgres, make_pool: PoolFactory, app_name: str
 ) -> None:
-    """A session killed right after it was returned is lent without a check (used within
-    check_idle_after): the borrower gets the driver's error, once; the connection is
-    closed on return and the next borrower gets a new session."""
+    """A session killed while idle is lent as is when checks are off
+    (check_idle_after=None): the borrower gets the driver's error, once; the connection
+    is closed on return and the next borrower gets a new session."""
     module = load(driver)
     kwargs = pg_kwargs(driver, pg.kwargs(), app_name)
-    pool = make_pool(module, max_size=2, check_idle_after=60, **kwargs)
+    pool = make_pool(module, max_size=2, check_idle_after=None, **kwargs)
     (old,) = fill_idle(pool, 1)
     assert len(pg.kill_backends(app_name)) == 1
     assert wait_until(lambda: pg.count_connections(app_name) == 0, 15)
