@@ -13,6 +13,7 @@ import asyncio
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 from dbapi_pool import AsyncConnectionPool, ConnectionPool, PoolStats
 from dbapi_pool._drivers.base import socket_readable
 
-from .support import NETWORK_DRIVERS, POSTGRES, Database, driver_params
+from .support import NETWORK_DRIVERS, POSTGRES, Database, driver_params, wait_until
 
 #: A window far longer than any test: before the fix, a connection used within it was
 #: lent unchecked, so the kill below was always inside it.
@@ -131,6 +132,25 @@ def test_live_session_returned_just_now_is_lent_again(dbenv: Database, flavour: 
     first = flavour.session()
     assert [flavour.session() for _ in range(3)] == [first] * 3
     assert flavour.stats().closes["failed_check"] == 0
+
+
+@pytest.mark.parametrize("dbenv", driver_params("psycopg2"), indirect=True)
+def test_live_session_with_something_to_read_is_pinged_and_kept(dbenv: Database) -> None:
+    """A notification waiting on an idle session makes its socket readable too: the ping
+    that follows reads it (psycopg2 queues it in ``notifies``) and succeeds, and the
+    session is lent again."""
+    pool = dbenv.make_pool(max_size=1, check_idle_after=LONG_WINDOW)
+    channel = f"ch_{uuid.uuid4().hex[:12]}"
+    with pool.connection() as conn:
+        old = dbenv.session_id(conn)
+        conn.cursor().execute(f"LISTEN {channel}")
+        fd = conn.raw.fileno()
+    dbenv.monitor_execute(f"NOTIFY {channel}")
+    assert wait_until(lambda: socket_readable(fd), 10)
+    with pool.connection() as conn:
+        assert [n.channel for n in conn.raw.notifies] == [channel]
+        assert dbenv.session_id(conn) == old
+    assert pool.stats().closes["failed_check"] == 0
 
 
 @pytest.mark.parametrize("dbenv", driver_params("psycopg2", "pymysql"), indirect=True)
