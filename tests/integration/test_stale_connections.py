@@ -3,18 +3,21 @@ defect 2): such a connection is never lent, however recently it was used.
 
 Every driver that exposes its socket (psycopg2, psycopg, pg8000, MySQLdb, PyMySQL) has
 it probed at each checkout; a socket with something to read (the server's goodbye, then
-EOF) earns a ping, which fails, and ``get()`` hands out a new session instead. Each test
-runs on the thread pool and on the asyncio pool.
+EOF) earns a ping, which fails, and ``get()`` hands out a new session instead. The tests run on
+the thread pool and the asyncio pool, and on green pools through ``stale_green.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +32,7 @@ from .support import NETWORK_DRIVERS, POSTGRES, Database, driver_params, wait_un
 LONG_WINDOW = 60.0
 
 SESSION_SQL = {POSTGRES: "SELECT pg_backend_pid()"}
+GREEN_SCRIPT = Path(__file__).with_name("stale_green.py")
 
 
 class SyncFlavour:
@@ -124,6 +128,26 @@ def test_session_ended_by_the_server_after_return_is_not_lent(
     assert stats.closes["failed_check"] == 1
     assert (stats.size, stats.idle, stats.in_use) == (1, 1, 0)
     assert dbenv.alive_count([new]) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.mariadb
+@pytest.mark.parametrize("mode", ["gevent-patched", "eventlet-patched", "gevent", "eventlet"])
+def test_green_pool_does_not_lend_a_session_ended_after_return(mode: str) -> None:
+    """The same, through green pools (a subprocess each: patching cannot be undone),
+    offloaded or not as each driver's cooperation decides."""
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", str(GREEN_SCRIPT), mode],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    results = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
+    assert [r["driver"] for r in results] == list(NETWORK_DRIVERS)
+    for result in results:
+        assert result["gone"], result
+        assert result.get("replaced") is True and result["failed_check"] == 1, result
 
 
 @pytest.mark.parametrize("dbenv", driver_params(*NETWORK_DRIVERS), indirect=True)
