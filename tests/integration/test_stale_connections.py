@@ -3,8 +3,9 @@ defect 2): such a connection is never lent, however recently it was used.
 
 Every driver that exposes its socket (psycopg2, psycopg, pg8000, MySQLdb, PyMySQL) has
 it probed at each checkout; a socket with something to read (the server's goodbye, then
-EOF) earns a ping, which fails, and ``get()`` hands out a new session instead. The tests run on
-the thread pool and the asyncio pool, and on green pools through ``stale_green.py``.
+EOF) earns a ping, which fails, and ``get()`` hands out a new session instead. The tests
+run on the thread pool and the asyncio pool, and on green pools through
+``stale_green.py``.
 """
 
 from __future__ import annotations

@@ -84,8 +84,9 @@ def _gil_keeping_poll() -> Callable[[int], bool] | None:
     def readable(fd: int) -> bool:
         # Any answer but 0 says look closer: POLLIN (the server's goodbye, a notice, a
         # notification or EOF), POLLHUP or POLLERR (always reported), POLLNVAL (not an
-        # open descriptor), or -1 (poll failed); the ping that follows decides.
-        return poll(byref(PollFd(fd, pollin, 0)), 1, 0) != 0  # type: ignore[no-any-return]
+        # open descriptor), or -1 (poll failed); the ping that follows decides. poll()
+        # skips a negative descriptor (a closed connection's): that one is looked at too.
+        return fd < 0 or poll(byref(PollFd(fd, pollin, 0)), 1, 0) != 0
 
     return readable
 
