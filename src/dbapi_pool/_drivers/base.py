@@ -80,13 +80,24 @@ def _gil_keeping_poll() -> Callable[[int], bool] | None:
 
     byref = ctypes.byref
     pollin = getattr(select, "POLLIN", 1)
+    # Buffers are reused (a new struct costs more than the call): each probe takes one
+    # off this list and puts it back, so no two threads, or green threads, share one.
+    spare: list[tuple[Any, Any]] = []
 
     def readable(fd: int) -> bool:
+        try:
+            pollfd, ref = spare.pop()
+        except IndexError:
+            pollfd = PollFd(0, pollin, 0)
+            ref = byref(pollfd)
+        pollfd.fd = fd
+        answer = poll(ref, 1, 0)
+        spare.append((pollfd, ref))
         # Any answer but 0 says look closer: POLLIN (the server's goodbye, a notice, a
         # notification or EOF), POLLHUP or POLLERR (always reported), POLLNVAL (not an
         # open descriptor), or -1 (poll failed); the ping that follows decides. poll()
         # skips a negative descriptor (a closed connection's): that one is looked at too.
-        return fd < 0 or poll(byref(PollFd(fd, pollin, 0)), 1, 0) != 0
+        return answer != 0 or fd < 0
 
     return readable
 
