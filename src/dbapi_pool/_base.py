@@ -88,9 +88,9 @@ class PoolBase:
       connection when it is returned; if it raises, the connection is closed;
     - ``name``: shown in messages, logs and ``repr`` (default: driver, host and database);
     - ``check_idle_after``: a connection idle longer than that is pinged before it is
-      handed out, when the driver has no near-free socket probe; ``pre_ping=True`` pings
-      every checkout; a connection that fails its check is replaced within the same
-      ``get()``;
+      handed out, when the driver has no near-free socket probe (with one, every
+      checkout is probed); ``None``: no check; ``pre_ping=True`` pings every checkout;
+      a connection that fails its check is replaced within the same ``get()``;
     - ``max_connecting``: how many connects may run at once;
     - ``reconnect_min``, ``reconnect_max``: the backoff bounds while the database is
       unreachable (callers then fail fast with the driver's last connect error);
