@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ._core import Entry, Plan, PoolState, PoolStats
-from ._core.state import PROBE
+from ._core.state import PING, PROBE
 from ._drivers import DriverProfile, module_name, profile_for
 from ._drivers.base import socket_readable
 from .config import PoolConfig, ResetSpec
@@ -88,9 +88,9 @@ class PoolBase:
       connection when it is returned; if it raises, the connection is closed;
     - ``name``: shown in messages, logs and ``repr`` (default: driver, host and database);
     - ``check_idle_after``: a connection idle longer than that is pinged before it is
-      handed out, when the driver has no near-free socket probe; ``pre_ping=True`` pings
-      every checkout; a connection that fails its check is replaced within the same
-      ``get()``;
+      handed out, when the driver has no near-free socket probe (with one, every
+      checkout is probed); ``None``: no check; ``pre_ping=True`` pings every checkout;
+      a connection that fails its check is replaced within the same ``get()``;
     - ``max_connecting``: how many connects may run at once;
     - ``reconnect_min``, ``reconnect_max``: the backoff bounds while the database is
       unreachable (callers then fail fast with the driver's last connect error);
@@ -336,21 +336,20 @@ class PoolBase:
         """Tell whether an idle connection needs a ping before it is lent; raise if it is
         surely dead.
 
-        A connection used within ``check_idle_after`` is trusted (HikariCP's bypass
-        window): even the near-free socket probe releases the GIL, which costs a thread
-        switch in a busy process. Past it, the socket probe decides (an idle socket with
-        something to read was closed by the server, or got a notification: ping to be
-        sure); without a probe, a ping does. ``pre_ping`` and connections opened before
-        a failure (invalidated) always get a ping.
+        Where the driver exposes its socket, every checkout probes it (keeping the GIL:
+        ``socket_readable``): an idle socket with something to read was closed by the
+        server, or got a notice, and a ping decides. Elsewhere a connection idle longer
+        than ``check_idle_after`` is pinged. ``PoolState.check_level`` decides which.
         """
         profile = self.profile
         conn = entry.conn
         if profile.is_broken is not None and profile.is_broken(conn):
             raise ConnectionError("the driver reports the connection closed")
-        level = self._state.check_level(entry, now)
-        if level == PROBE and profile.fileno is not None:
-            return socket_readable(profile.fileno(conn)) and profile.ping is not None
-        return level != 0 and profile.ping is not None
+        fileno = profile.fileno
+        level = self._state.check_level(entry, now, fileno is not None)
+        if level == PROBE and fileno is not None:
+            return socket_readable(fileno(conn)) and profile.ping is not None
+        return level == PING and profile.ping is not None
 
     def _check_failed(self, exc: BaseException) -> None:
         logger.warning(

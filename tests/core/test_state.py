@@ -597,18 +597,45 @@ def test_refill_to_min_size_respects_max_connecting_and_the_backoff() -> None:
 # -- checks before a checkout ----------------------------------------------------------
 
 
-def test_check_level_bypasses_recently_used_connections() -> None:
-    from dbapi_pool._core.state import PING, PROBE
+def test_check_level_probes_every_checkout_where_the_driver_can() -> None:
+    from dbapi_pool._core.state import PROBE
 
     state = make_state(max_size=2, check_idle_after=0.5)
     entry = open_entry(state, now=0.0)
     state.checkin(entry, 1.0)
-    assert state.check_level(entry, 1.2) == 0
-    assert state.check_level(entry, 1.5) == PROBE
+    assert state.check_level(entry, 1.0, can_probe=True) == PROBE
+    assert state.check_level(entry, 9.0, can_probe=True) == PROBE
+
+
+def test_check_level_pings_past_the_window_where_the_driver_cannot_probe() -> None:
+    from dbapi_pool._core.state import PING
+
+    state = make_state(max_size=2, check_idle_after=0.5)
+    entry = open_entry(state, now=0.0)
+    state.checkin(entry, 1.0)
+    assert state.check_level(entry, 1.2, can_probe=False) == 0
+    assert state.check_level(entry, 1.5, can_probe=False) == PING
+
+
+def test_check_level_trusts_every_connection_without_check_idle_after() -> None:
+    state = make_state(max_size=2, check_idle_after=None)
+    entry = open_entry(state, now=0.0)
+    state.checkin(entry, 1.0)
+    assert state.check_level(entry, 1e9, can_probe=True) == 0
+    assert state.check_level(entry, 1e9, can_probe=False) == 0
+
+
+@pytest.mark.parametrize("can_probe", [True, False])
+def test_check_level_pings_after_a_failure_and_with_pre_ping(can_probe: bool) -> None:
+    from dbapi_pool._core.state import PING
+
+    state = make_state(max_size=2, check_idle_after=None)
+    entry = open_entry(state, now=0.0)
+    state.checkin(entry, 1.0)
     state.invalidate(2.0)
-    assert state.check_level(entry, 2.1) == PING
+    assert state.check_level(entry, 2.1, can_probe) == PING
     always = make_state(pre_ping=True)
-    assert always.check_level(open_entry(always), 0.0) == PING
+    assert always.check_level(open_entry(always), 0.0, can_probe) == PING
 
 
 def test_connection_marked_broken_is_closed_on_return() -> None:

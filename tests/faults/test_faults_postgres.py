@@ -1,5 +1,5 @@
 """Faults only the private PostgreSQL has, or only its drivers meet: sessions killed
-within the trust window or under load, idle and statement timeouts, stalled logins, leaks,
+with checks off or under load, idle and statement timeouts, stalled logins, leaks,
 reset hooks, connections returned broken or mid-stream, rotated passwords (matrix F2-F5,
 F12, F15, F16, F18).
 
@@ -44,15 +44,15 @@ PoolFactory = Callable[..., ConnectionPool]
 # pg8000 is left out: a statement sent to a session that just died sometimes earns it a
 # bare ConnectionResetError, which the pool does not count as a disconnect (see F8).
 @pytest.mark.parametrize("driver", pg_params("psycopg2", "psycopg"))
-def test_f2_killed_backend_within_the_trust_window_fails_one_caller(
+def test_f2_killed_backend_trusted_unchecked_fails_one_caller(
     driver: str, pg: PrivatePostgres, make_pool: PoolFactory, app_name: str
 ) -> None:
-    """A session killed right after it was returned is lent without a check (used within
-    check_idle_after): the borrower gets the driver's error, once; the connection is
-    closed on return and the next borrower gets a new session."""
+    """A session killed while idle is lent as is when checks are off
+    (check_idle_after=None): the borrower gets the driver's error, once; the connection
+    is closed on return and the next borrower gets a new session."""
     module = load(driver)
     kwargs = pg_kwargs(driver, pg.kwargs(), app_name)
-    pool = make_pool(module, max_size=2, check_idle_after=60, **kwargs)
+    pool = make_pool(module, max_size=2, check_idle_after=None, **kwargs)
     (old,) = fill_idle(pool, 1, pid_of)
     assert len(pg.kill_backends(app_name)) == 1
     assert wait_until(lambda: pg.count_connections(app_name) == 0, 15)

@@ -4,15 +4,15 @@ restarts, killed sessions, server idle timeouts, cancelled statements, logins th
 late, outages, and connections returned mid-transaction or with session state (matrix F1-F5,
 F9, F15, F16).
 
-What the pool does today (read from the code, asserted here): a connection idle longer
-than ``check_idle_after`` (default 0.5 s) is checked before it is lent (a zero-timeout
-``select()`` on its socket, then a ping if the socket is readable), so a session that died
-while idle is replaced inside the same ``get()`` (``closes['failed_check']``) and the caller
-sees no error; one used more recently is trusted and lent as is, so its borrower gets the
-driver's error, the connection is closed on return (``closes['broken']``) and every
-connection opened before it is pinged before its next checkout (so one restart costs at
-most one failed statement per pool). While connects fail, callers fail fast with the
-driver's own last error (``stats.unreachable``) and connects back off.
+What the pool does today (read from the code, asserted here): a connection is checked
+before it is lent (a zero-timeout ``poll()`` on its socket at every checkout, then a ping
+if the socket is readable), so a session that died while idle is replaced inside the same
+``get()`` (``closes['failed_check']``) and the caller sees no error; with
+``check_idle_after=None`` it is trusted and lent as is, so its borrower gets the driver's
+error, the connection is closed on return (``closes['broken']``) and every connection
+opened before it is pinged before its next checkout (so one restart costs at most one
+failed statement per pool). While connects fail, callers fail fast with the driver's own
+last error (``stats.unreachable``) and connects back off.
 
 Every test counts its own sessions on the server (``db.sessions()``): by
 ``application_name`` on PostgreSQL, by a login account of the test's own on MariaDB.

@@ -25,7 +25,8 @@ from .stats import CLOSE_REASONS, PoolStats
 
 __all__ = ["CONNECT", "ConnectGrant", "Entry", "Plan", "PoolState", "Waiter"]
 
-#: Check levels (PoolState.check_level): a socket probe where possible, or a real ping.
+#: Check levels (PoolState.check_level): a socket probe (then a ping if it reads
+#: something), or a real ping.
 PROBE: Final = 1
 PING: Final = 2
 
@@ -459,16 +460,25 @@ class PoolState:
             return "max_age"
         return None
 
-    def check_level(self, entry: Entry, now: float) -> int:
+    def check_level(self, entry: Entry, now: float, can_probe: bool) -> int:
         """Say how an idle entry must be checked before it is lent: ``PING`` (a round
-        trip), ``PROBE`` (a round trip unless a socket probe can tell), or ``0``."""
+        trip), ``PROBE`` (a round trip if its socket has something to read), or ``0``.
+
+        ``can_probe``: the driver exposes the socket, whose probe is cheap enough for
+        every checkout. Without one, a connection used within ``check_idle_after`` is
+        trusted (HikariCP's bypass window), as a ping each time would double the round
+        trips. ``check_idle_after=None`` trusts every connection; ``pre_ping`` and
+        connections opened before a failure (invalidated) always get a ping.
+        """
         config = self.config
         if config.pre_ping or entry.created_at <= self.invalidated_at:
             return PING
         threshold = config.check_idle_after
-        if threshold is not None and now - entry.last_used_at >= threshold:
+        if threshold is None:
+            return 0
+        if can_probe:
             return PROBE
-        return 0
+        return PING if now - entry.last_used_at >= threshold else 0
 
     def invalidate(self, now: float) -> None:
         """Have every connection opened until now checked before its next checkout."""

@@ -19,6 +19,7 @@ __all__ = [
     "class_named",
     "rollback",
     "select_one",
+    "select_readable",
     "socket_readable",
     "unnamed_cursor",
 ]
@@ -45,11 +46,11 @@ def class_named(*names: str) -> Callable[[Any], bool]:
     return test
 
 
-def socket_readable(fd: int) -> bool:
-    """Tell whether an idle connection's socket has something to read (zero timeout).
+def select_readable(fd: int) -> bool:
+    """Tell whether a socket has something to read, through ``select()`` (zero timeout).
 
-    About 1 us, against 20-80 us for a ``SELECT 1`` round trip (measured): an idle
-    connection's socket is readable once the server closed or reset it. Sockets above
+    The portable probe, and the fallback of :func:`socket_readable`; ``select()`` lets
+    the GIL go, so beside a busy thread each call waits to take it back. Sockets above
     select()'s limit are reported readable, so that a real ping decides.
     """
     try:
@@ -57,6 +58,68 @@ def socket_readable(fd: int) -> bool:
     except (ValueError, OSError):
         return True
     return bool(readable)
+
+
+def _gil_keeping_poll() -> Callable[[int], bool] | None:
+    """Build a ``poll()`` probe called with the GIL held, or ``None`` where it can't be had.
+
+    libc's ``poll()`` through ``ctypes.PyDLL`` (a CDLL call, like ``select()``, would
+    release the GIL and then queue to take it back behind any busy thread): with a zero
+    timeout it never blocks, so holding the GIL costs nobody anything.
+    """
+    try:
+        import ctypes
+
+        poll = ctypes.PyDLL(None)["poll"]  # this process's libc (POSIX)
+    except (ImportError, OSError, AttributeError, TypeError):  # no ctypes, or Windows
+        return None
+    poll.restype = ctypes.c_int
+
+    class PollFd(ctypes.Structure):  # struct pollfd
+        _fields_ = (("fd", ctypes.c_int), ("events", ctypes.c_short), ("revents", ctypes.c_short))
+
+    byref = ctypes.byref
+    pollin = getattr(select, "POLLIN", 1)
+    # Buffers are reused (a new struct costs more than the call): each probe takes one
+    # off this list and puts it back, so no two threads, or green threads, share one.
+    spare: list[tuple[Any, Any]] = []
+
+    def readable(fd: int) -> bool:
+        try:
+            pollfd, ref = spare.pop()
+        except IndexError:
+            pollfd = PollFd(0, pollin, 0)
+            ref = byref(pollfd)
+        pollfd.fd = fd
+        answer = poll(ref, 1, 0)
+        spare.append((pollfd, ref))
+        # Any answer but 0 says look closer: POLLIN (the server's goodbye, a notice, a
+        # notification or EOF), POLLHUP or POLLERR (always reported), POLLNVAL (not an
+        # open descriptor), or -1 (poll failed); the ping that follows decides. poll()
+        # skips a negative descriptor (a closed connection's): that one is looked at too.
+        return answer != 0 or fd < 0
+
+    return readable
+
+
+def _first_probe(fd: int) -> bool:
+    global _probe
+    _probe = _gil_keeping_poll() or select_readable  # ctypes is imported only when needed
+    return _probe(fd)
+
+
+_probe: Callable[[int], bool] = _first_probe
+
+
+def socket_readable(fd: int) -> bool:
+    """Tell whether an idle connection's socket has something to read (zero timeout).
+
+    An idle connection's socket is readable once the server closed or reset it (or sent
+    a notice). Costs no more than a ``select()`` and keeps the GIL where libc's
+    ``poll()`` can be called through ctypes, so it may run at every checkout (figures in
+    ``benchmarks/README.md``, "Probing idle connections"); elsewhere it is ``select()``.
+    """
+    return _probe(fd)
 
 
 def select_one(conn: Any) -> None:
