@@ -198,24 +198,14 @@ class AsyncConnectionPool(PoolBase):
             return False
         return True
 
-    def get_nowait(self) -> AsyncPooledConnection:
-        """Check out an idle connection at once, or raise ``PoolTimeout``.
+    async def get_nowait(self) -> AsyncPooledConnection:
+        """Check out a connection without waiting for another caller to return one.
 
-        Connecting needs an ``await``, so this never opens a connection: use ``get()``.
+        As ``ConnectionPool.get_nowait()``: opens a new connection if the pool is below
+        ``max_size`` (this caller's own work, bounded by ``connect_timeout``: hence a
+        coroutine), and raises ``PoolTimeout`` at once if it is full and nothing is idle.
         """
-        self._bound_loop()
-        if self._abandoned:
-            self._collect_abandoned()
-        now = _monotonic()
-        with self._lock:
-            got = self._state.checkout(now, connect=False)
-            plan = self._state.take_plan() if self._state.plan is not None else None
-            error = self._state.timeout_error(0.0) if got is None else None
-        if plan is not None:
-            self._carry_out(plan)
-        if error is not None:
-            raise error
-        return AsyncPooledConnection(self, got)  # type: ignore[arg-type]
+        return await self.get(timeout=0)
 
     async def _wait(self, loop: asyncio.AbstractEventLoop, waiter: Waiter) -> Any:
         if waiter.deadline < self._sweep_at:

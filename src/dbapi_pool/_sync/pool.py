@@ -231,8 +231,10 @@ class ConnectionPool(PoolBase):
     def get_nowait(self) -> PooledConnection:
         """Check out a connection without waiting for another caller to return one.
 
-        Opens a new connection if the pool is below ``max_size``; raises ``PoolTimeout``
-        at once if it is full and nothing is idle.
+        Opens a new connection if the pool is below ``max_size`` (that connect is this
+        caller's own work, bounded by ``connect_timeout``); raises ``PoolTimeout`` at once
+        if it is full and nothing is idle. ``AsyncConnectionPool.get_nowait()`` does the
+        same (awaited, since connecting needs the loop).
         """
         return self.get(timeout=0)
 
