@@ -19,6 +19,7 @@ from typing import Any
 from .._base import PoolBase
 from .._core import CONNECT, Entry, Plan, Waiter
 from .._drivers import rollback
+from ..config import call_timeout
 from ..errors import ConnectTimeout, WrongEventLoop
 from .connection import AsyncPooledConnection
 from .threads import ConnectionThread, Inbox
@@ -117,20 +118,22 @@ class AsyncConnectionPool(PoolBase):
     # -- checkout ------------------------------------------------------------------------
 
     async def get(self, timeout: float | None = None) -> AsyncPooledConnection:
-        """Check out a connection, waiting up to ``timeout`` (default: the pool's).
+        """Check out a connection, waiting up to ``timeout`` seconds.
 
-        Same rules as ``ConnectionPool.get()``: newest idle first, a new connection while
-        below ``max_size``, else wait in line. A task cancelled while it waits loses no
-        slot; a connection already handed to it goes back to the pool.
+        Same rules as ``ConnectionPool.get()``: ``timeout=None`` means the pool's
+        ``timeout`` setting, ``math.inf`` no limit; newest idle first, a new connection
+        while below ``max_size``, else wait in line. A task cancelled while it waits
+        loses no slot; a connection already handed to it goes back to the pool.
         """
+        timeout = (
+            self._config.timeout if timeout is None else call_timeout(self.name, timeout, None)
+        )
         loop = self._loop
         if loop is None or loop is not asyncio.get_running_loop():
             await self.open()
             loop = self._bound_loop()
         if self._abandoned:
             self._collect_abandoned()
-        if timeout is None:
-            timeout = self._config.timeout
         start = _monotonic()
         while True:
             got = self._checkout(loop, start, timeout)

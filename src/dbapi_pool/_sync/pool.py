@@ -18,6 +18,7 @@ from typing import Any
 
 from .._base import PoolBase
 from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
+from ..config import call_timeout
 from ..errors import ConnectTimeout
 from ..proxy import OffloadedConnection, PooledConnection, detach
 from .backends import Backend, detect_backend, get_backend
@@ -152,8 +153,10 @@ class ConnectionPool(PoolBase):
     # -- checkout ------------------------------------------------------------------------
 
     def get(self, timeout: float | None = None) -> PooledConnection:
-        """Check out a connection, waiting up to ``timeout`` (default: the pool's).
+        """Check out a connection, waiting up to ``timeout`` seconds.
 
+        ``timeout=None`` (the default) means the pool's ``timeout`` setting; ``math.inf``
+        waits without limit; a value the setting would refuse raises the same error.
         Reuses the most recently returned idle connection, opens a new one while below
         ``max_size``, or waits its turn (first come, first served) for one to be returned.
         Raises ``PoolTimeout``, ``ConnectTimeout``, ``PoolClosed``, ``TooManyWaiters``, or
@@ -161,8 +164,9 @@ class ConnectionPool(PoolBase):
         """
         if self._abandoned:
             self._collect_abandoned()
-        if timeout is None:
-            timeout = self._config.timeout
+        timeout = (
+            self._config.timeout if timeout is None else call_timeout(self.name, timeout, None)
+        )
         start = _monotonic()
         state = self._state
         got: Any
