@@ -7,7 +7,9 @@ The per-call ``timeout`` is also covered on every flavour by the contract suite
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import time
 import warnings
 from typing import Any
 
@@ -15,8 +17,9 @@ import pytest
 
 from dbapi_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 from dbapi_pool._core import CONNECT, PoolState
+from dbapi_pool._drivers import DriverProfile, register_profile
 from dbapi_pool.config import PoolConfig
-from dbapi_pool.testing.fakedb import FakeDatabase, OperationalError
+from dbapi_pool.testing.fakedb import FakeDatabase, OperationalError, ProgrammingError
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:\s*Eventlet is deprecated")
 
@@ -192,3 +195,133 @@ def test_core_still_calls_an_outage_unreachable() -> None:
     with pytest.raises(OperationalError) as caught:
         state.checkout(0.01)
     assert "the database is unreachable (1 connects failed" in caught.value.__notes__[0]
+
+
+def test_pool_reports_a_refused_login_as_such(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="dbapi_pool")
+    pool = ConnectionPool(
+        FakeDatabase(connect_error=refused_login()),
+        name="orders",
+        reconnect_min=60,
+        reconnect_max=60,
+    )
+    with pytest.raises(OperationalError):
+        pool.get()
+    with pytest.raises(OperationalError) as caught:
+        pool.get()  # within the backoff: fails fast
+    assert "refused the credentials" in caught.value.__notes__[0]
+    warning = [m for level, m in pool_messages(caplog) if level == logging.WARNING]
+    assert warning == [
+        "pool 'orders': the database refused the credentials (OperationalError: password "
+        'authentication failed for user "app")'
+    ]
+    pool.close()
+
+
+# -- logging: what an operator needs ----------------------------------------------------------
+
+
+def test_first_failed_connect_of_a_streak_is_a_warning_and_the_rest_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="dbapi_pool")
+    db = FakeDatabase(fail_connects=3)
+    pool = ConnectionPool(db, name="orders", reconnect_min=0.001, reconnect_max=0.001)
+    for _ in range(3):
+        with pytest.raises(OperationalError):
+            time.sleep(0.002)  # past the backoff: each get() makes an attempt
+            pool.get()
+    failures = [(lvl, m) for lvl, m in pool_messages(caplog) if "could not connect" in m]
+    assert failures == [
+        (
+            logging.WARNING,
+            "pool 'orders': could not connect (OperationalError: fakedb: connection refused)",
+        ),
+        (
+            logging.DEBUG,
+            "pool 'orders': could not connect (OperationalError: fakedb: connection refused)",
+        ),
+        (
+            logging.DEBUG,
+            "pool 'orders': could not connect (OperationalError: fakedb: connection refused)",
+        ),
+    ]
+    pool.close()
+
+
+def test_first_connect_after_failures_is_logged_at_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="dbapi_pool")
+    pool = ConnectionPool(
+        FakeDatabase(fail_connects=2), name="orders", reconnect_min=0.001, reconnect_max=0.001
+    )
+    for _ in range(2):
+        with pytest.raises(OperationalError):
+            time.sleep(0.002)
+            pool.get()
+    time.sleep(0.002)
+    pool.put(pool.get())
+    infos = [m for level, m in pool_messages(caplog) if level == logging.INFO]
+    assert "pool 'orders': connected again after 2 failed connects" in infos
+    pool.close()
+
+
+def test_failed_connect_log_never_shows_the_password(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="dbapi_pool")
+    echo = OperationalError("invalid dsn: host=db password=hunter2 user=app")
+    pool = ConnectionPool(FakeDatabase(connect_error=echo), name="orders", password="hunter2")
+    with pytest.raises(OperationalError):
+        pool.get()
+    assert caplog.records and not any("hunter2" in r.getMessage() for r in caplog.records)
+    pool.close()
+
+
+def test_refill_to_min_size_logs_its_failure_streak_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="dbapi_pool")
+    pool = ConnectionPool(FakeDatabase(fail_connects=5), name="orders", min_size=2)
+    pool.close()
+    warnings_logged = [m for lvl, m in pool_messages(caplog) if lvl == logging.WARNING]
+    assert warnings_logged == [
+        "pool 'orders': could not connect (OperationalError: fakedb: connection refused)"
+    ]
+
+
+def test_connection_broken_during_use_is_closed_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="dbapi_pool")
+    # A driver whose profile tells a "dead" error, as every real one's does.
+    register_profile(
+        DriverProfile(
+            name="fakedb_dead_errors", is_disconnect=lambda e: isinstance(e, OperationalError)
+        )
+    )
+    db = FakeDatabase(name="fakedb_dead_errors")
+    pool = ConnectionPool(db, name="orders")
+    with pytest.raises(OperationalError), pool.connection() as conn:
+        db.connections[0].kill()  # the server ended the session during use
+        conn.cursor().execute("SELECT 1")
+    assert db.connections[0].closed
+    assert (
+        logging.WARNING,
+        "pool 'orders': a connection came back broken (the driver reported it dead); closed it",
+    ) in pool_messages(caplog)
+    pool.close()
+
+
+def test_statement_error_closes_nothing_and_warns_of_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="dbapi_pool")
+    db = FakeDatabase()
+    pool = ConnectionPool(db, name="orders")
+    conn = pool.get()
+    with pytest.raises(ProgrammingError):
+        conn.cursor().execute("FAIL")
+    pool.put(conn)
+    assert not db.connections[0].closed
+    assert not [m for lvl, m in pool_messages(caplog) if lvl >= logging.WARNING]
+    pool.close()

@@ -313,8 +313,10 @@ class AsyncConnectionPool(PoolBase):
             return
         if not ok:
             with self._lock:
+                failures = self._state.health.failures
                 self._state.connect_failed(_monotonic(), value)
                 plan = self._state.take_plan()
+            self._log_connect(value, failures)
             self._release_thread(thread)
             if plan is not None:
                 self._carry_out(plan)
@@ -322,8 +324,10 @@ class AsyncConnectionPool(PoolBase):
             return
         conn, session_id = value
         with self._lock:
+            failures = self._state.health.failures
             entry = self._state.connected(conn, _monotonic(), _Info(thread, session_id))
             plan = self._state.take_plan()
+        self._log_connect(None, failures)
         if plan is not None:
             self._carry_out(plan)
         if entry is None:
@@ -353,21 +357,16 @@ class AsyncConnectionPool(PoolBase):
         self, thread: ConnectionThread, fut: asyncio.Future[None], ok: bool, value: Any
     ) -> None:
         with self._lock:
+            failures = self._state.health.failures
             if ok:
                 conn, session_id = value
                 self._state.add_idle(conn, _monotonic(), _Info(thread, session_id))
             else:
                 self._state.connect_failed(_monotonic(), value)
             plan = self._state.take_plan()
+        self._log_connect(None if ok else value, failures)
         if not ok:
             self._release_thread(thread)
-            logger.warning(
-                "pool %r: could not open a connection to keep min_size=%d (%s: %s)",
-                self.name,
-                self._config.min_size,
-                type(value).__name__,
-                value,
-            )
         if plan is not None:
             self._carry_out(plan)
         if not fut.done():

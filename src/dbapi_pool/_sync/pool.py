@@ -328,14 +328,18 @@ class ConnectionPool(PoolBase):
                 # layer's, is an ordinary connect failure.)
                 raise
             with self._lock:
+                failures = self._state.health.failures
                 self._state.connect_failed(_monotonic(), exc)
                 plan = self._state.take_plan()
+            self._log_connect(exc, failures)
             if plan is not None:
                 self._carry_out(plan)
             raise
         with self._lock:
+            failures = self._state.health.failures
             entry = self._state.connected(conn, _monotonic())
             plan = self._state.take_plan()
+        self._log_connect(None, failures)
         if plan is not None:
             self._carry_out(plan)
         if entry is None:
@@ -442,27 +446,24 @@ class ConnectionPool(PoolBase):
                 for entry in plan.close:
                     self._close_quietly(entry.conn, entry.close_reason or "pool_closed")
             opened = [self._connect_for_pool() for _ in range(plan.connect)]
+            outcomes = []
             with self._lock:
                 if plan.close:
                     self._state.entries_closed(plan.close)
                 for conn in opened:
+                    outcomes.append(self._state.health.failures)
                     if isinstance(conn, BaseException):
                         self._state.connect_failed(_monotonic(), conn)
                     else:
                         self._state.add_idle(conn, _monotonic())
                 plan = self._state.take_plan()  # type: ignore[assignment]
+            for conn, failures in zip(opened, outcomes, strict=True):
+                self._log_connect(conn if isinstance(conn, BaseException) else None, failures)
 
     def _connect_for_pool(self) -> Any:
         try:
             return self._open()
-        except Exception as exc:  # returned: the core backs off with it
-            logger.warning(
-                "pool %r: could not open a connection to keep min_size=%d (%s: %s)",
-                self.name,
-                self._config.min_size,
-                type(exc).__name__,
-                exc,
-            )
+        except Exception as exc:  # returned: the core backs off with it, and it is logged
             return exc
 
     def _start_worker(self, *, for_waiters: bool = False) -> None:
