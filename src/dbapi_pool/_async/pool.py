@@ -207,6 +207,8 @@ class AsyncConnectionPool(PoolBase):
         As ``ConnectionPool.get_nowait()``: opens a new connection if the pool is below
         ``max_size`` (this caller's own work, bounded by ``connect_timeout``: hence a
         coroutine), and raises ``PoolTimeout`` at once if it is full and nothing is idle.
+        (An expired idle connection met on the way is closed in its thread, unlike the
+        threaded pool's inline close: its slot is not free yet for this call.)
         """
         return await self.get(timeout=0)
 

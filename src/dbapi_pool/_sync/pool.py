@@ -29,6 +29,8 @@ __all__ = ["ConnectionPool"]
 logger = logging.getLogger("dbapi_pool")
 _monotonic = time.monotonic
 _INF = float("inf")
+#: Types of a per-call timeout taken as is when finite and not negative (the fast path).
+_PLAIN_NUMBERS = (int, float)
 
 
 #: ``handoff_after`` of a pool on OS threads (see the class's docstring).
@@ -153,10 +155,9 @@ class ConnectionPool(PoolBase):
     # -- checkout ------------------------------------------------------------------------
 
     def get(self, timeout: float | None = None) -> PooledConnection:
-        """Check out a connection, waiting up to ``timeout`` seconds.
+        """Check out a connection, waiting up to ``timeout`` seconds (``None``: the pool's
+        ``timeout`` setting; ``math.inf``: no limit; checked like the setting).
 
-        ``timeout=None`` (the default) means the pool's ``timeout`` setting; ``math.inf``
-        waits without limit; a value the setting would refuse raises the same error.
         Reuses the most recently returned idle connection, opens a new one while below
         ``max_size``, or waits its turn (first come, first served) for one to be returned.
         Raises ``PoolTimeout``, ``ConnectTimeout``, ``PoolClosed``, ``TooManyWaiters``, or
@@ -164,9 +165,10 @@ class ConnectionPool(PoolBase):
         """
         if self._abandoned:
             self._collect_abandoned()
-        timeout = (
-            self._config.timeout if timeout is None else call_timeout(self.name, timeout, None)
-        )
+        if timeout is None:
+            timeout = self._config.timeout
+        elif type(timeout) not in _PLAIN_NUMBERS or not 0 <= timeout < _INF:
+            timeout = call_timeout(self.name, timeout, None)  # refused, or inf: no limit
         start = _monotonic()
         state = self._state
         got: Any
