@@ -154,9 +154,6 @@ class PoolConfig:
     reconnect_max: float = 10.0
     #: Log a warning with the borrower's stack when a checkout lasts longer than this.
     leak_timeout: float | None = None
-    #: A callable returning more ``connect()`` keywords for each new connection (rotating
-    #: credentials); not compared: two pools differ by it only if it is another object.
-    connect_args: ConnectArgs = dataclasses.field(default=None, compare=False)
     #: How long a waiter may be passed over: a connection returned while the oldest waiter
     #: has waited less goes back to the idle stack (a running thread may take it again);
     #: after that, every returned connection goes straight to the oldest waiter. 0 is
@@ -166,6 +163,9 @@ class PoolConfig:
     #: Each connection's ``max_age`` is shortened by a random fraction up to this, so that
     #: connections opened together do not all expire together (psycopg_pool uses 5 %).
     age_jitter: float = 0.05
+    #: A callable returning more ``connect()`` keywords for each new connection (rotating
+    #: credentials). Last, so that the fields before it keep their positions.
+    connect_args: ConnectArgs = None
 
     @classmethod
     def build(cls, name: str, **settings: Any) -> PoolConfig:
