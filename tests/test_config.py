@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import pytest
 
-from dbapi_pool import ConnectionPool
+from dbapi_pool import AsyncConnectionPool, ConnectionPool
+from dbapi_pool._sync.pool import THREADS_HANDOFF_AFTER
 from dbapi_pool.config import PoolConfig
 from dbapi_pool.testing.fakedb import FakeDatabase
 
@@ -51,3 +53,37 @@ def test_defaults_are_the_classic_ones() -> None:
 def test_empty_name_is_refused() -> None:
     with pytest.raises(ValueError, match="non-empty"):
         PoolConfig.build("")
+
+
+def test_every_default_is_the_config_fields_one() -> None:
+    # One place for the defaults (issue 11): PoolConfig's fields, whatever the flavour.
+    fields = {f.name: f.default for f in dataclasses.fields(PoolConfig) if f.name != "name"}
+    config = AsyncConnectionPool(FakeDatabase()).config
+    assert {key: getattr(config, key) for key in fields} == fields
+    config = ConnectionPool(FakeDatabase()).config  # OS threads: their own handoff_after
+    del fields["handoff_after"]
+    assert {key: getattr(config, key) for key in fields} == fields
+
+
+def test_threads_have_their_own_handoff_default_unless_given() -> None:
+    assert ConnectionPool(FakeDatabase()).config.handoff_after == THREADS_HANDOFF_AFTER
+    assert ConnectionPool(FakeDatabase(), handoff_after=None).config.handoff_after == (
+        THREADS_HANDOFF_AFTER
+    )
+    assert ConnectionPool(FakeDatabase(), handoff_after=0).config.handoff_after == 0
+
+
+def test_build_refuses_an_unknown_setting_naming_it() -> None:
+    with pytest.raises(TypeError, match="pool 'p': unknown settings: max_sise"):
+        PoolConfig.build("p", max_sise=3)
+
+
+def test_connect_args_is_kept_in_the_config() -> None:
+    def fresh_token() -> dict[str, str]:
+        return {"password": "token"}
+
+    db = FakeDatabase()
+    pool = ConnectionPool(db, connect_args=fresh_token)
+    assert pool.config.connect_args is fresh_token
+    pool.put(pool.get())
+    assert db.connections[0].kwargs == {"password": "token"}

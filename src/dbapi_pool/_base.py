@@ -13,15 +13,16 @@ import time
 import traceback
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
 from ._core import Entry, Plan, PoolState, PoolStats
 from ._core.state import PING, PROBE
-from ._drivers import DriverProfile, module_name, profile_for
+from ._drivers import SECRET_KWARGS, DriverProfile, module_name, profile_for
 from ._drivers.base import socket_readable
-from .config import PoolConfig, ResetSpec
+from ._drivers.keywords import check_connect_kwargs
+from .config import SETTINGS, PoolConfig, ResetSpec
 from .errors import ForeignConnection
 from .proxy import Released
 from .url import parse_url
@@ -72,7 +73,8 @@ class PoolBase:
     """Hold a pool's settings, driver profile, core state and lock.
 
     ``module`` is the driver module (``psycopg2``, ``MySQLdb``, ``sqlite3``...); ``*args``
-    and the keywords that are not pool settings go to ``module.connect()``. Settings (in
+    and the keywords that are not pool settings go to ``module.connect()`` (one it cannot
+    take is refused here). Settings (defaults: :class:`~dbapi_pool.PoolConfig`'s fields; in
     seconds; ``None`` means no limit):
 
     - ``min_size`` connections are opened at once and kept open;
@@ -84,7 +86,7 @@ class PoolBase:
     - ``connect_timeout``: ``get()`` raises ``ConnectTimeout`` if connecting takes longer;
     - ``timeout``: how long ``get()`` waits for a connection before ``PoolTimeout``;
     - ``max_waiting``: how many callers may wait at once (``TooManyWaiters`` beyond);
-    - ``reset``: ``"rollback"`` (default), ``None``, or a callable run on the driver
+    - ``reset``: ``"rollback"``, ``"full"``, ``None``, or a callable run on the driver
       connection when it is returned; if it raises, the connection is closed;
     - ``name``: shown in messages, logs and ``repr`` (default: driver, host and database);
     - ``check_idle_after``: a connection idle longer than that is pinged before it is
@@ -102,69 +104,30 @@ class PoolBase:
       first come, first served).
     """
 
-    def __init__(
-        self,
-        module: Any,
-        *args: Any,
-        min_size: int = 0,
-        max_size: int = 4,
-        max_idle: float | None = 10,
-        max_age: float | None = 30,
-        connect_timeout: float | None = 5,
-        timeout: float | None = 30,
-        max_waiting: int | None = None,
-        reset: ResetSpec = "rollback",
-        name: str | None = None,
-        check_idle_after: float | None = 0.5,
-        pre_ping: bool = False,
-        max_connecting: int = 3,
-        reconnect_min: float = 0.1,
-        reconnect_max: float = 10.0,
-        leak_timeout: float | None = None,
-        connect_args: Callable[[], Mapping[str, Any]] | None = None,
-        handoff_after: float | None = None,
-        **connect_kwargs: Any,
-    ) -> None:
+    def __init__(self, module: Any, *args: Any, **kwargs: Any) -> None:
+        # The settings' defaults live on PoolConfig's fields; what is not a setting goes
+        # to the driver, checked now (a misspelt setting fails here, not at checkout).
+        settings = {key: kwargs.pop(key) for key in SETTINGS & kwargs.keys()}
         profile = profile_for(module)
-        name = name if name is not None else profile.describe(connect_kwargs)
+        name = settings.pop("name", None)
+        name = name if name is not None else profile.describe(kwargs)
         check_module(module, name)
-        self._config = config = PoolConfig.build(
-            name,
-            min_size=min_size,
-            max_size=max_size,
-            max_idle=max_idle,
-            max_age=max_age,
-            connect_timeout=connect_timeout,
-            timeout=timeout,
-            max_waiting=max_waiting,
-            reset=reset,
-            check_idle_after=check_idle_after,
-            pre_ping=pre_ping,
-            max_connecting=max_connecting,
-            reconnect_min=reconnect_min,
-            reconnect_max=reconnect_max,
-            leak_timeout=leak_timeout,
-            handoff_after=0.0 if handoff_after is None else handoff_after,
-        )
+        if "handoff_after" in settings and settings["handoff_after"] is None:
+            del settings["handoff_after"]  # the front-end's default, or the field's
+        self._config = config = PoolConfig.build(name, **settings)
+        check_connect_kwargs(module, profile, kwargs, name, SETTINGS)
         self.name = name
         self.module = module
         self.profile: DriverProfile = profile
         self._args = args
-        self._user_kwargs = connect_kwargs
-        self._kwargs = profile.connect_kwargs(connect_kwargs, config.connect_timeout)
+        self._user_kwargs = kwargs
+        self._kwargs = profile.connect_kwargs(kwargs, config.connect_timeout)
         self._connect_fn = partial(module.connect, *args, **self._kwargs)
-        self._connect_args = connect_args
-        self._reset = self._resolve_reset(reset)
-        # Check idle connections before lending them only if the driver gives a way.
-        self._validates = profile.fileno is not None or profile.ping is not None
-        self._is_broken = profile.is_broken
-        #: ``conn -> True`` when surely no transaction is open (no I/O), else ``None``.
-        self._transaction_idle = profile.transaction_idle
-        # A rollback of a session with nothing open is a wasted round trip; a callable
-        # reset may do more than roll back, so it always runs.
-        #: ``conn -> True`` when the reset may be skipped, or ``None`` (always reset).
-        self._reset_skip = profile.transaction_idle if reset == "rollback" else None
-        self._state = PoolState(config)
+        self._connect_args = config.connect_args
+        #: Secret connect values, blanked out of logged driver errors.
+        self._secrets = [str(v) for k, v in kwargs.items() if k in SECRET_KWARGS and v]
+        self._take_driver_policy(profile, config.reset)
+        self._state = self._new_state()
         # Green once threading is monkey-patched, and it must be: the pool never switches
         # green threads under it, but a garbage collection run there may call a finalizer
         # that does (green I/O in a __del__), and another green thread then blocking on an
@@ -175,6 +138,25 @@ class PoolBase:
         self._abandoned: deque[Entry] = deque()
         self._setup()
         _POOLS.add(self)
+
+    def _take_driver_policy(self, profile: DriverProfile, reset: ResetSpec) -> None:
+        """Keep what the pool asks the driver profile on its hot paths."""
+        self._reset = self._resolve_reset(reset)
+        # Check idle connections before lending them only if the driver gives a way.
+        self._validates = profile.fileno is not None or profile.ping is not None
+        self._is_broken = profile.is_broken
+        #: ``conn -> True`` when surely no transaction is open (no I/O), else ``None``.
+        self._transaction_idle = profile.transaction_idle
+        # A rollback of a session with nothing open is a wasted round trip; a callable
+        # reset may do more than roll back, so it always runs.
+        #: ``conn -> True`` when the reset may be skipped, or ``None`` (always reset).
+        self._reset_skip = profile.transaction_idle if reset == "rollback" else None
+
+    def _new_state(self) -> PoolState:
+        """Make the core, telling it which connect errors are refused logins."""
+        state = PoolState(self._config)
+        state.health.is_auth_error = self.profile.is_auth_error
+        return state
 
     #: Carry out, outside the lock, the I/O the core planned: each front-end its own way.
     _carry_out: Callable[[Plan], Any]
@@ -200,7 +182,7 @@ class PoolBase:
         """
         for entry in self._state.idle:
             self._disown(entry.conn)
-        self._state = PoolState(self._config)
+        self._state = self._new_state()
         self._lock = threading.Lock()
         self._abandoned = deque()
         self._forked()
@@ -301,9 +283,44 @@ class PoolBase:
             kwargs = {**self._user_kwargs, **self._connect_args()}
             kwargs = self.profile.connect_kwargs(kwargs, self._config.connect_timeout)
             connect = partial(self.module.connect, *self._args, **kwargs)
-        conn = self._call(connect)
-        logger.debug("pool %r: connected", self.name)
-        return conn
+        return self._call(connect)
+
+    def _log_connect(self, error: BaseException | None, failures_before: int) -> None:
+        """Log a connect's outcome as an operator needs it (``failures_before``: the
+        failed connects in a row before this one, read under the lock).
+
+        The first failure of a streak at WARNING, with the driver's error (the later ones
+        at DEBUG: the backoff paces them, and one line per attempt would flood the log
+        during an outage); the first success after failures at INFO.
+        """
+        if error is None:
+            if failures_before:
+                logger.info(
+                    "pool %r: connected again after %d failed connects",
+                    self.name,
+                    failures_before,
+                )
+            else:
+                logger.debug("pool %r: connected", self.name)
+            return
+        level = logging.DEBUG if failures_before else logging.WARNING
+        if not logger.isEnabledFor(level):
+            return
+        refused = self._state.health.refusal(error)
+        logger.log(
+            level,
+            "pool %r: %s (%s: %s)",
+            self.name,
+            "the database refused the credentials" if refused else "could not connect",
+            type(error).__name__,
+            self._scrub(str(error).strip()),
+        )
+
+    def _scrub(self, text: str) -> str:
+        """Blank out the secrets given to connect() (a driver may echo its DSN)."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def _close_quietly(self, conn: Any, reason: str) -> None:
         """Close a driver connection (blocking); log, never raise, a failure."""
@@ -318,7 +335,14 @@ class PoolBase:
                 exc,
             )
         else:
-            logger.debug("pool %r: closed a connection (%s)", self.name, reason)
+            if reason == "broken":  # killed by the server, or failed with a "dead" error
+                logger.warning(
+                    "pool %r: a connection came back broken (the driver reported it dead); "
+                    "closed it",
+                    self.name,
+                )
+            else:
+                logger.debug("pool %r: closed a connection (%s)", self.name, reason)
 
     def _needs_reset(self, conn: Any) -> bool:
         """Tell whether a returned connection must go through the reset."""

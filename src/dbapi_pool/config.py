@@ -1,20 +1,25 @@
 """Validated, frozen pool settings.
 
 Bad values raise ``ValueError`` (or ``TypeError`` for a wrong type) naming the setting and
-the pool; nothing is clamped silently.
+the pool; nothing is clamped silently. Every setting's default lives here, once: on the
+fields of :class:`PoolConfig`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-__all__ = ["PoolConfig", "ResetSpec"]
+__all__ = ["SETTINGS", "PoolConfig", "ResetSpec", "call_timeout"]
 
 #: ``"rollback"`` (the default), ``None`` (no reset), or a callable taking the raw connection.
 ResetSpec: TypeAlias = "str | Callable[[Any], object] | None"
+
+#: A callable returning more ``connect()`` keywords, called for each new connection.
+ConnectArgs: TypeAlias = "Callable[[], Mapping[str, Any]] | None"
 
 RESET_NAMES = ("rollback", "full")
 
@@ -49,12 +54,82 @@ def _count(pool: str, setting: str, value: object, *, minimum: int) -> int:
     return value
 
 
+def call_timeout(pool: str, value: object, default: float | None) -> float | None:
+    """Validate a per-call ``timeout`` argument like the setting; ``None`` means ``default``.
+
+    Returns the seconds to wait, or ``None`` for no limit (``math.inf``): a bare
+    ``lock.acquire(True, math.inf)`` raises ``OverflowError``, and a negative wait used to
+    be a silent ``PoolTimeout``.
+    """
+    if value is None:
+        return default
+    return _number(pool, "the timeout argument of get()", value, allow_none=False)
+
+
+def _reset(pool: str, setting: str, value: object) -> object:
+    if not (value is None or callable(value) or value in RESET_NAMES):
+        raise ValueError(
+            f"pool {pool!r}: reset must be one of {RESET_NAMES}, None or a callable, got {value!r}"
+        )
+    return value
+
+
+def _flag(pool: str, setting: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"pool {pool!r}: {setting} must be True or False, got {value!r}")
+    return value
+
+
+def _callable(pool: str, setting: str, value: object) -> object:
+    if value is not None and not callable(value):
+        raise TypeError(
+            f"pool {pool!r}: {setting} must be a callable returning connect() keywords "
+            f"(called for each new connection), got {type(value).__name__}"
+        )
+    return value
+
+
+def _optional(check: Callable[..., Any]) -> Callable[[str, str, object], Any]:
+    return lambda pool, setting, value: None if value is None else check(pool, setting, value)
+
+
+def _no_limit(pool: str, setting: str, value: object) -> float | None:
+    return _number(pool, setting, value, allow_none=True)
+
+
+#: Each setting's validator: ``(pool, setting, value) -> value to keep``.
+_VALIDATORS: dict[str, Callable[[str, str, object], Any]] = {
+    "min_size": lambda pool, setting, value: _count(pool, setting, value, minimum=0),
+    "max_size": lambda pool, setting, value: _count(pool, setting, value, minimum=1),
+    "max_idle": _no_limit,
+    "max_age": _no_limit,
+    "connect_timeout": lambda pool, setting, value: _number(
+        pool, setting, value, allow_none=True, positive=True
+    ),
+    "timeout": _no_limit,
+    "max_waiting": _optional(lambda pool, setting, value: _count(pool, setting, value, minimum=0)),
+    "reset": _reset,
+    "check_idle_after": _no_limit,
+    "pre_ping": _flag,
+    "max_connecting": lambda pool, setting, value: _count(pool, setting, value, minimum=1),
+    "reconnect_min": _finite,
+    "reconnect_max": _finite,
+    "leak_timeout": _no_limit,
+    "connect_args": _callable,
+    "handoff_after": _finite,
+}
+
+#: The names of the pool settings (with ``name``): every other keyword goes to the driver.
+SETTINGS = frozenset(_VALIDATORS) | {"name"}
+
+
 @dataclass(frozen=True)
 class PoolConfig:
     """Settings shared by every pool flavour; build it with :meth:`build`.
 
     Times are in seconds. ``None`` (or ``math.inf``) means "no limit" for ``max_idle``,
-    ``max_age``, ``connect_timeout``, ``timeout`` and ``max_waiting``.
+    ``max_age``, ``connect_timeout``, ``timeout`` and ``max_waiting``. The defaults below
+    are the pool's, for every flavour (the only place they are written).
     """
 
     name: str
@@ -83,79 +158,49 @@ class PoolConfig:
     #: has waited less goes back to the idle stack (a running thread may take it again);
     #: after that, every returned connection goes straight to the oldest waiter. 0 is
     #: strict first come, first served. (Go's sync.Mutex starvation mode, with 1 ms.)
+    #: ``None`` given to a pool means the front-end's own default.
     handoff_after: float = 0.0
     #: Each connection's ``max_age`` is shortened by a random fraction up to this, so that
     #: connections opened together do not all expire together (psycopg_pool uses 5 %).
     age_jitter: float = 0.05
+    #: A callable returning more ``connect()`` keywords for each new connection (rotating
+    #: credentials). Last, so that the fields before it keep their positions.
+    connect_args: ConnectArgs = None
 
     @classmethod
-    def build(
-        cls,
-        name: str,
-        *,
-        min_size: int = 0,
-        max_size: int = 4,
-        max_idle: float | None = 10.0,
-        max_age: float | None = 30.0,
-        connect_timeout: float | None = 5.0,
-        timeout: float | None = 30.0,
-        max_waiting: int | None = None,
-        reset: ResetSpec = "rollback",
-        check_idle_after: float | None = 0.5,
-        pre_ping: bool = False,
-        max_connecting: int = 3,
-        reconnect_min: float = 0.1,
-        reconnect_max: float = 10.0,
-        leak_timeout: float | None = None,
-        handoff_after: float = 0.0,
-    ) -> PoolConfig:
-        """Validate every setting and return the frozen configuration."""
+    def build(cls, name: str, **settings: Any) -> PoolConfig:
+        """Validate the given settings and return the frozen configuration.
+
+        Settings not given take the field's default; an unknown one is a ``TypeError``.
+        """
         if not isinstance(name, str) or not name:
             raise ValueError(f"pool name must be a non-empty string, got {name!r}")
-        min_size = _count(name, "min_size", min_size, minimum=0)
-        max_size = _count(name, "max_size", max_size, minimum=1)
-        if min_size > max_size:
-            raise ValueError(
-                f"pool {name!r}: min_size ({min_size}) must not exceed max_size ({max_size})"
-            )
-        if max_waiting is not None:
-            max_waiting = _count(name, "max_waiting", max_waiting, minimum=0)
-        if not (reset is None or callable(reset) or reset in RESET_NAMES):
-            raise ValueError(
-                f"pool {name!r}: reset must be one of {RESET_NAMES}, None or a callable, "
-                f"got {reset!r}"
-            )
-        if not isinstance(pre_ping, bool):
-            raise TypeError(f"pool {name!r}: pre_ping must be True or False, got {pre_ping!r}")
-        reconnect_min = _finite(name, "reconnect_min", reconnect_min)
-        reconnect_max = _finite(name, "reconnect_max", reconnect_max)
-        if reconnect_max < reconnect_min:
-            raise ValueError(
-                f"pool {name!r}: reconnect_max ({reconnect_max}) must not be below "
-                f"reconnect_min ({reconnect_min})"
-            )
-        return cls(
-            name=name,
-            check_idle_after=_number(name, "check_idle_after", check_idle_after, allow_none=True),
-            pre_ping=pre_ping,
-            max_connecting=_count(name, "max_connecting", max_connecting, minimum=1),
-            reconnect_min=reconnect_min,
-            reconnect_max=reconnect_max,
-            leak_timeout=_number(name, "leak_timeout", leak_timeout, allow_none=True),
-            handoff_after=_finite(name, "handoff_after", handoff_after),
-            min_size=min_size,
-            max_size=max_size,
-            max_idle=_number(name, "max_idle", max_idle, allow_none=True),
-            max_age=_number(name, "max_age", max_age, allow_none=True),
-            connect_timeout=_number(
-                name, "connect_timeout", connect_timeout, allow_none=True, positive=True
-            ),
-            timeout=_number(name, "timeout", timeout, allow_none=True),
-            max_waiting=max_waiting,
-            reset=reset,
-        )
+        unknown = sorted(set(settings) - set(_VALIDATORS))
+        if unknown:
+            raise TypeError(f"pool {name!r}: unknown settings: {', '.join(unknown)}")
+        defaults = {field.name: field.default for field in dataclasses.fields(cls)}
+        values = {
+            setting: check(name, setting, settings.get(setting, defaults[setting]))
+            for setting, check in _VALIDATORS.items()
+        }
+        _check_pairs(name, values)
+        return cls(name=name, **values)
 
     @property
     def close_on_return(self) -> bool:
         """Tell whether every connection is closed when it comes back (the classic 0 values)."""
         return self.max_idle == 0 or self.max_age == 0
+
+
+def _check_pairs(name: str, values: Mapping[str, Any]) -> None:
+    """Refuse settings that are each valid but contradict each other."""
+    if values["min_size"] > values["max_size"]:
+        raise ValueError(
+            f"pool {name!r}: min_size ({values['min_size']}) must not exceed "
+            f"max_size ({values['max_size']})"
+        )
+    if values["reconnect_max"] < values["reconnect_min"]:
+        raise ValueError(
+            f"pool {name!r}: reconnect_max ({values['reconnect_max']}) must not be below "
+            f"reconnect_min ({values['reconnect_min']})"
+        )

@@ -150,10 +150,7 @@ class AsyncFacade:
         return FacadeConnection(self._runner, self._runner.run(self.inner.get(timeout)))
 
     def get_nowait(self) -> FacadeConnection:
-        async def take() -> AsyncPooledConnection:
-            return self.inner.get_nowait()
-
-        return FacadeConnection(self._runner, self._runner.run(take()))
+        return FacadeConnection(self._runner, self._runner.run(self.inner.get_nowait()))
 
     def put(self, conn: Any) -> None:
         inner = conn.inner if isinstance(conn, FacadeConnection) else conn

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -268,16 +269,16 @@ def test_get_nowait_takes_an_idle_connection(db: FakeDatabase, make_pool: MakePo
     pool.put(conn)
 
 
-@threads_only
-def test_threaded_get_nowait_opens_a_connection_below_max_size(
+def test_get_nowait_opens_a_connection_below_max_size(
     db: FakeDatabase, make_pool: MakePool
 ) -> None:
+    # Alike in every flavour (issue 11): the async one connects too (it is awaited).
     pool = make_pool(db, max_size=1)
     pool.put(pool.get_nowait())
     assert db.connects == 1
 
 
-@threads_only
+@threads_only  # the async pool closes the expired one in its thread: the slot comes later
 def test_get_nowait_replaces_an_expired_idle_connection_of_a_full_pool(
     db: FakeDatabase, make_pool: MakePool
 ) -> None:
@@ -288,6 +289,56 @@ def test_get_nowait_replaces_an_expired_idle_connection_of_a_full_pool(
     assert conn.raw is db.connections[1]
     assert db.connections[0].closed
     assert pool.stats().closes["max_age"] == 1
+
+
+# -- the timeout argument of get() (issue 11) ----------------------------------------------
+
+
+def test_get_with_infinite_timeout_waits_without_limit(
+    db: FakeDatabase, make_pool: MakePool
+) -> None:
+    # OS threads raised OverflowError: lock.acquire() refuses an infinite timeout (strict
+    # order: the waiter goes straight to that wait, not through the hand-off window).
+    pool = make_pool(db, max_size=1, handoff_after=0)
+    held = pool.get()
+    thread, outcome = in_thread(lambda: pool.get(timeout=math.inf))
+    wait_for_waiters(pool, 1)
+    pool.put(held)
+    join(thread)
+    assert len(outcome) == 1 and outcome[0].raw is db.connections[0]
+    pool.put(outcome[0])
+
+
+@pytest.mark.parametrize("timeout", ["5", b"5", True, [5]])
+def test_get_refuses_a_timeout_that_is_not_a_number(
+    db: FakeDatabase, make_pool: MakePool, timeout: Any
+) -> None:
+    pool = make_pool(db)
+    with pytest.raises(TypeError, match=r"pool 'test': the timeout argument of get\(\) must be"):
+        pool.get(timeout=timeout)
+    assert pool.stats().checkouts == 0
+
+
+@pytest.mark.parametrize("timeout", [-1, -0.5, math.nan])
+def test_get_refuses_a_negative_timeout(
+    db: FakeDatabase, make_pool: MakePool, timeout: float
+) -> None:
+    # -1 used to be a silent PoolTimeout once the pool was full.
+    pool = make_pool(db, max_size=1)
+    held = pool.get()
+    with pytest.raises(
+        ValueError, match=r"pool 'test': the timeout argument of get\(\) must be >= 0"
+    ):
+        pool.get(timeout=timeout)
+    pool.put(held)
+
+
+def test_get_timeout_none_means_the_pools_timeout(db: FakeDatabase, make_pool: MakePool) -> None:
+    pool = make_pool(db, max_size=1, timeout=0.05)
+    held = pool.get()
+    with pytest.raises(PoolTimeout):
+        pool.get(timeout=None)
+    pool.put(held)
 
 
 def test_waiter_is_woken_by_put(db: FakeDatabase, make_pool: MakePool) -> None:

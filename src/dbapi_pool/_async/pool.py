@@ -19,6 +19,7 @@ from typing import Any
 from .._base import PoolBase
 from .._core import CONNECT, Entry, Plan, Waiter
 from .._drivers import rollback
+from ..config import call_timeout
 from ..errors import ConnectTimeout, WrongEventLoop
 from .connection import AsyncPooledConnection
 from .threads import ConnectionThread, Inbox
@@ -117,20 +118,22 @@ class AsyncConnectionPool(PoolBase):
     # -- checkout ------------------------------------------------------------------------
 
     async def get(self, timeout: float | None = None) -> AsyncPooledConnection:
-        """Check out a connection, waiting up to ``timeout`` (default: the pool's).
+        """Check out a connection, waiting up to ``timeout`` seconds.
 
-        Same rules as ``ConnectionPool.get()``: newest idle first, a new connection while
-        below ``max_size``, else wait in line. A task cancelled while it waits loses no
-        slot; a connection already handed to it goes back to the pool.
+        Same rules as ``ConnectionPool.get()``: ``timeout=None`` means the pool's
+        ``timeout`` setting, ``math.inf`` no limit; newest idle first, a new connection
+        while below ``max_size``, else wait in line. A task cancelled while it waits
+        loses no slot; a connection already handed to it goes back to the pool.
         """
+        timeout = (
+            self._config.timeout if timeout is None else call_timeout(self.name, timeout, None)
+        )
         loop = self._loop
         if loop is None or loop is not asyncio.get_running_loop():
             await self.open()
             loop = self._bound_loop()
         if self._abandoned:
             self._collect_abandoned()
-        if timeout is None:
-            timeout = self._config.timeout
         start = _monotonic()
         while True:
             got = self._checkout(loop, start, timeout)
@@ -198,24 +201,16 @@ class AsyncConnectionPool(PoolBase):
             return False
         return True
 
-    def get_nowait(self) -> AsyncPooledConnection:
-        """Check out an idle connection at once, or raise ``PoolTimeout``.
+    async def get_nowait(self) -> AsyncPooledConnection:
+        """Check out a connection without waiting for another caller to return one.
 
-        Connecting needs an ``await``, so this never opens a connection: use ``get()``.
+        As ``ConnectionPool.get_nowait()``: opens a new connection if the pool is below
+        ``max_size`` (this caller's own work, bounded by ``connect_timeout``: hence a
+        coroutine), and raises ``PoolTimeout`` at once if it is full and nothing is idle.
+        (An expired idle connection met on the way is closed in its thread, unlike the
+        threaded pool's inline close: its slot is not free yet for this call.)
         """
-        self._bound_loop()
-        if self._abandoned:
-            self._collect_abandoned()
-        now = _monotonic()
-        with self._lock:
-            got = self._state.checkout(now, connect=False)
-            plan = self._state.take_plan() if self._state.plan is not None else None
-            error = self._state.timeout_error(0.0) if got is None else None
-        if plan is not None:
-            self._carry_out(plan)
-        if error is not None:
-            raise error
-        return AsyncPooledConnection(self, got)  # type: ignore[arg-type]
+        return await self.get(timeout=0)
 
     async def _wait(self, loop: asyncio.AbstractEventLoop, waiter: Waiter) -> Any:
         if waiter.deadline < self._sweep_at:
@@ -320,8 +315,10 @@ class AsyncConnectionPool(PoolBase):
             return
         if not ok:
             with self._lock:
+                failures = self._state.health.failures
                 self._state.connect_failed(_monotonic(), value)
                 plan = self._state.take_plan()
+            self._log_connect(value, failures)
             self._release_thread(thread)
             if plan is not None:
                 self._carry_out(plan)
@@ -329,8 +326,10 @@ class AsyncConnectionPool(PoolBase):
             return
         conn, session_id = value
         with self._lock:
+            failures = self._state.health.failures
             entry = self._state.connected(conn, _monotonic(), _Info(thread, session_id))
             plan = self._state.take_plan()
+        self._log_connect(None, failures)
         if plan is not None:
             self._carry_out(plan)
         if entry is None:
@@ -360,21 +359,16 @@ class AsyncConnectionPool(PoolBase):
         self, thread: ConnectionThread, fut: asyncio.Future[None], ok: bool, value: Any
     ) -> None:
         with self._lock:
+            failures = self._state.health.failures
             if ok:
                 conn, session_id = value
                 self._state.add_idle(conn, _monotonic(), _Info(thread, session_id))
             else:
                 self._state.connect_failed(_monotonic(), value)
             plan = self._state.take_plan()
+        self._log_connect(None if ok else value, failures)
         if not ok:
             self._release_thread(thread)
-            logger.warning(
-                "pool %r: could not open a connection to keep min_size=%d (%s: %s)",
-                self.name,
-                self._config.min_size,
-                type(value).__name__,
-                value,
-            )
         if plan is not None:
             self._carry_out(plan)
         if not fut.done():

@@ -364,9 +364,13 @@ class PoolState:
         health = self.health
         last = health.last_error
         wait = max(0.0, health.retry_at - now)
+        if health.refused:  # the server answers: not an outage (issue 11)
+            what = "the database refused the credentials (authentication failed; "
+        else:
+            what = "the database is unreachable ("
         context = (
-            f"pool {self.config.name!r}: the database is unreachable ({health.failures} "
-            f"connects failed in a row; next attempt in {wait:.2f} s) ({self.counts()})"
+            f"pool {self.config.name!r}: {what}{health.failures} connects failed in a "
+            f"row; next attempt in {wait:.2f} s) ({self.counts()})"
         )
         error: BaseException
         try:

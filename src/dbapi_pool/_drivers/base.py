@@ -21,6 +21,7 @@ __all__ = [
     "select_one",
     "select_readable",
     "socket_readable",
+    "sqlstate_auth_error",
     "unnamed_cursor",
 ]
 
@@ -133,6 +134,17 @@ def select_one(conn: Any) -> None:
     conn.rollback()
 
 
+def sqlstate_auth_error(exc: BaseException) -> bool:
+    """Tell an authentication failure by its SQLSTATE, where the driver exposes one as
+    ``sqlstate`` (psycopg, MariaDB Connector/Python, fakedb in tests).
+
+    Class 28 is the SQL standard's "invalid authorization specification" (PostgreSQL
+    28000 and 28P01, MySQL's 1045 maps to 28000).
+    """
+    state = getattr(exc, "sqlstate", None)
+    return isinstance(state, str) and state.startswith("28")
+
+
 def unnamed_cursor(cursor: Any) -> bool:
     """Tell a client-side cursor (psycopg's unnamed ones hold all their rows)."""
     return getattr(cursor, "name", None) is None
@@ -212,6 +224,13 @@ class DriverProfile:
     is_disconnect: Callable[[BaseException], bool] | None = None
     #: Clear all session state (``reset="full"``): DISCARD ALL, COM_RESET_CONNECTION.
     full_reset: Callable[[Any], None] | None = None
+    #: Tell whether a connect error means the server refused the credentials (a wrong
+    #: password, an unknown user): reported as such, not as the database being down.
+    is_auth_error: Callable[[BaseException], bool] = sqlstate_auth_error
+    #: Tell whether ``connect()`` takes a keyword its signature does not name (it takes
+    #: ``**kwargs``, or is a C function): ``True``, ``False``, or ``None`` (can't tell).
+    #: Checked when the pool is made, so a misspelt keyword fails then, not at checkout.
+    takes_keyword: Callable[[str], bool | None] | None = None
 
     def connect_kwargs(
         self, kwargs: Mapping[str, Any], connect_timeout: float | None

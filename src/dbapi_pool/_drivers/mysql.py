@@ -118,6 +118,60 @@ def _mysql_disconnect(exc: BaseException) -> bool:
     return type(exc).__name__ == "InterfaceError"
 
 
+# Access denied: 1045 (wrong user or password), 1044 (no right on the database), 1698
+# (no password given where one is needed). MySQL's numbers, raised at connect time with the
+# errno first in args by both mysqlclient and PyMySQL.
+_MYSQL_AUTH = frozenset({1044, 1045, 1698})
+
+
+def _mysql_auth_error(exc: BaseException) -> bool:
+    return bool(exc.args) and exc.args[0] in _MYSQL_AUTH
+
+
+# mysqlclient's connect() is ``Connection(*args, **kwargs)``: its keywords are read in
+# Python (MySQLdb/connections.py) and by the C ``_mysql.connection`` (its kwlist), as of
+# mysqlclient 2.2. A keyword a later version adds can still come through ``connect_args``.
+_MYSQLDB_KEYWORDS = frozenset(
+    {
+        # connections.py
+        "db",
+        "passwd",
+        "cursorclass",
+        "collation",
+        "use_unicode",
+        "sql_mode",
+        "binary_prefix",
+        "executemany_fallback",
+        "multi_statements",
+        "autocommit",
+        # _mysql.c
+        "host",
+        "user",
+        "password",
+        "database",
+        "port",
+        "unix_socket",
+        "conv",
+        "connect_timeout",
+        "compress",
+        "named_pipe",
+        "init_command",
+        "read_default_file",
+        "read_default_group",
+        "client_flag",
+        "ssl",
+        "ssl_mode",
+        "local_infile",
+        "read_timeout",
+        "write_timeout",
+        "charset",
+        "auth_plugin",
+        "server_public_key_path",
+        "local_infile_dir",
+    }
+)
+
+
 def _mysqldb_ping(conn: Any) -> None:
     conn.ping()  # mysqlclient reconnects only if told to (its argument is deprecated)
 
@@ -160,6 +214,8 @@ MYSQLDB = DriverProfile(
     ping=_mysqldb_ping,
     is_broken=lambda conn: not getattr(conn, "open", True),
     is_disconnect=_mysql_disconnect,
+    is_auth_error=_mysql_auth_error,
+    takes_keyword=_MYSQLDB_KEYWORDS.__contains__,
 )
 
 PYMYSQL = DriverProfile(
@@ -176,4 +232,5 @@ PYMYSQL = DriverProfile(
     is_broken=lambda conn: not getattr(conn, "open", True),
     is_disconnect=_mysql_disconnect,
     full_reset=_pymysql_reset_connection,
+    is_auth_error=_mysql_auth_error,
 )

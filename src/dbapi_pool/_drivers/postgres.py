@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .base import DriverProfile, cancel_through_new_session, select_one, unnamed_cursor
@@ -110,6 +111,56 @@ def _pg8000_disconnect(exc: BaseException) -> bool:
     return isinstance(exc, pg8000.dbapi.InterfaceError)
 
 
+# Authentication failures (SQLSTATE class 28: 28P01 wrong password, 28000 unknown role or
+# no pg_hba.conf entry): libpq reports a failed connect without its SQLSTATE, so psycopg2
+# and psycopg are read by their messages (English ones: a translated message is reported
+# as an outage, the safe side); "fe_sendauth: no password supplied" is libpq's own.
+_LIBPQ_AUTH = re.compile(
+    r'authentication failed for user|role ".*" does not exist|pg_hba\.conf|fe_sendauth'
+)
+
+
+def _libpq_auth_error(exc: BaseException) -> bool:
+    return _pg_auth_state(getattr(exc, "sqlstate", getattr(exc, "pgcode", None))) or bool(
+        _LIBPQ_AUTH.search(str(exc))
+    )
+
+
+def _pg_auth_state(state: Any) -> bool:
+    return isinstance(state, str) and state.startswith("28")
+
+
+def _pg8000_auth_error(exc: BaseException) -> bool:
+    # pg8000 speaks the protocol itself: the server's error fields, with the SQLSTATE.
+    detail = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    return _pg_auth_state(detail.get("C"))
+
+
+# psycopg2.connect() and psycopg's pass keywords they do not name to libpq, which refuses
+# an unknown one at connect time: ask libpq's own parser at construction instead.
+def _psycopg2_takes(key: str) -> bool:
+    import psycopg2.extensions
+
+    if key in ("async", "async_", "database"):  # taken by psycopg2 itself
+        return True
+    try:
+        psycopg2.extensions.make_dsn(**{key: "x"})
+    except psycopg2.ProgrammingError:
+        return False
+    return True
+
+
+def _psycopg_takes(key: str) -> bool:
+    import psycopg
+    import psycopg.conninfo
+
+    try:
+        psycopg.conninfo.make_conninfo(**{key: "x"})
+    except psycopg.ProgrammingError:
+        return False
+    return True
+
+
 def _discard_all(conn: Any) -> None:
     # DISCARD ALL cannot run inside a transaction block: roll back, then run it in
     # autocommit, and put the borrower's autocommit setting back.
@@ -140,6 +191,8 @@ PSYCOPG2 = DriverProfile(
     is_broken=lambda conn: bool(conn.closed),
     is_disconnect=_psycopg2_disconnect,
     full_reset=_discard_all,
+    is_auth_error=_libpq_auth_error,
+    takes_keyword=_psycopg2_takes,
 )
 
 PSYCOPG = DriverProfile(
@@ -160,6 +213,8 @@ PSYCOPG = DriverProfile(
     is_broken=lambda conn: bool(conn.closed or conn.broken or conn.pgconn.transaction_status == 1),
     is_disconnect=_psycopg_disconnect,
     full_reset=_discard_all,
+    is_auth_error=_libpq_auth_error,
+    takes_keyword=_psycopg_takes,
 )
 
 # pg8000's ``timeout`` is a socket timeout for every later query too, so the pool does not
@@ -176,4 +231,5 @@ PG8000 = DriverProfile(
     ping=select_one,
     is_disconnect=_pg8000_disconnect,
     full_reset=_discard_all,
+    is_auth_error=_pg8000_auth_error,
 )

@@ -12,6 +12,21 @@ def _interrupt(connect: Any, conn: Any, session_id: Any) -> None:
     conn.interrupt()
 
 
+# sqlite3.connect() is a C function without a readable signature: its keywords (3.11-3.13).
+_SQLITE3_KEYWORDS = frozenset(
+    {
+        "database",
+        "timeout",
+        "detect_types",
+        "isolation_level",
+        "check_same_thread",
+        "factory",
+        "cached_statements",
+        "uri",
+        "autocommit",
+    }
+)
+
 __all__ = ["SQLITE3"]
 
 # sqlite3 refuses, by default, a connection used from a thread other than its creator. The
@@ -23,4 +38,5 @@ SQLITE3 = DriverProfile(
     defaults={"check_same_thread": False},
     cancel=_interrupt,
     transaction_idle=lambda conn: not conn.in_transaction,
+    takes_keyword=_SQLITE3_KEYWORDS.__contains__,
 )

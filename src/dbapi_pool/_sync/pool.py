@@ -18,6 +18,7 @@ from typing import Any
 
 from .._base import PoolBase
 from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
+from ..config import call_timeout
 from ..errors import ConnectTimeout
 from ..proxy import OffloadedConnection, PooledConnection, detach
 from .backends import Backend, detect_backend, get_backend
@@ -28,6 +29,8 @@ __all__ = ["ConnectionPool"]
 logger = logging.getLogger("dbapi_pool")
 _monotonic = time.monotonic
 _INF = float("inf")
+#: Types of a per-call timeout taken as is when finite and not negative (the fast path).
+_PLAIN_NUMBERS = (int, float)
 
 
 #: ``handoff_after`` of a pool on OS threads (see the class's docstring).
@@ -152,7 +155,8 @@ class ConnectionPool(PoolBase):
     # -- checkout ------------------------------------------------------------------------
 
     def get(self, timeout: float | None = None) -> PooledConnection:
-        """Check out a connection, waiting up to ``timeout`` (default: the pool's).
+        """Check out a connection, waiting up to ``timeout`` seconds (``None``: the pool's
+        ``timeout`` setting; ``math.inf``: no limit; checked like the setting).
 
         Reuses the most recently returned idle connection, opens a new one while below
         ``max_size``, or waits its turn (first come, first served) for one to be returned.
@@ -163,6 +167,8 @@ class ConnectionPool(PoolBase):
             self._collect_abandoned()
         if timeout is None:
             timeout = self._config.timeout
+        elif type(timeout) not in _PLAIN_NUMBERS or not 0 <= timeout < _INF:
+            timeout = call_timeout(self.name, timeout, None)  # refused, or inf: no limit
         start = _monotonic()
         state = self._state
         got: Any
@@ -231,8 +237,10 @@ class ConnectionPool(PoolBase):
     def get_nowait(self) -> PooledConnection:
         """Check out a connection without waiting for another caller to return one.
 
-        Opens a new connection if the pool is below ``max_size``; raises ``PoolTimeout``
-        at once if it is full and nothing is idle.
+        Opens a new connection if the pool is below ``max_size`` (that connect is this
+        caller's own work, bounded by ``connect_timeout``); raises ``PoolTimeout`` at once
+        if it is full and nothing is idle. ``AsyncConnectionPool.get_nowait()`` does the
+        same (awaited, since connecting needs the loop).
         """
         return self.get(timeout=0)
 
@@ -322,14 +330,18 @@ class ConnectionPool(PoolBase):
                 # layer's, is an ordinary connect failure.)
                 raise
             with self._lock:
+                failures = self._state.health.failures
                 self._state.connect_failed(_monotonic(), exc)
                 plan = self._state.take_plan()
+            self._log_connect(exc, failures)
             if plan is not None:
                 self._carry_out(plan)
             raise
         with self._lock:
+            failures = self._state.health.failures
             entry = self._state.connected(conn, _monotonic())
             plan = self._state.take_plan()
+        self._log_connect(None, failures)
         if plan is not None:
             self._carry_out(plan)
         if entry is None:
@@ -436,27 +448,24 @@ class ConnectionPool(PoolBase):
                 for entry in plan.close:
                     self._close_quietly(entry.conn, entry.close_reason or "pool_closed")
             opened = [self._connect_for_pool() for _ in range(plan.connect)]
+            outcomes = []
             with self._lock:
                 if plan.close:
                     self._state.entries_closed(plan.close)
                 for conn in opened:
+                    outcomes.append(self._state.health.failures)
                     if isinstance(conn, BaseException):
                         self._state.connect_failed(_monotonic(), conn)
                     else:
                         self._state.add_idle(conn, _monotonic())
                 plan = self._state.take_plan()  # type: ignore[assignment]
+            for conn, failures in zip(opened, outcomes, strict=True):
+                self._log_connect(conn if isinstance(conn, BaseException) else None, failures)
 
     def _connect_for_pool(self) -> Any:
         try:
             return self._open()
-        except Exception as exc:  # returned: the core backs off with it
-            logger.warning(
-                "pool %r: could not open a connection to keep min_size=%d (%s: %s)",
-                self.name,
-                self._config.min_size,
-                type(exc).__name__,
-                exc,
-            )
+        except Exception as exc:  # returned: the core backs off with it, and it is logged
             return exc
 
     def _start_worker(self, *, for_waiters: bool = False) -> None:
