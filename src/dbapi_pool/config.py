@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from dataclasses import replace as dataclasses_replace
 from typing import Any, TypeAlias
 
 __all__ = ["PoolConfig", "ResetSpec"]
@@ -154,6 +155,16 @@ class PoolConfig:
             max_waiting=max_waiting,
             reset=reset,
         )
+
+    def replace(self, **changes: Any) -> PoolConfig:
+        """Return a copy with some settings changed, validated like the originals."""
+        current = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        del current["name"], current["age_jitter"]
+        unknown = sorted(set(changes) - set(current))
+        if unknown:
+            raise TypeError(f"pool {self.name!r}: unknown setting(s): {', '.join(unknown)}")
+        built = type(self).build(self.name, **{**current, **changes})
+        return dataclasses_replace(built, age_jitter=self.age_jitter)
 
     @property
     def close_on_return(self) -> bool:
