@@ -99,7 +99,9 @@ class PoolBase:
       new connection (rotating credentials, say);
     - ``handoff_after``: how long a waiter may be passed over by a running caller before
       returned connections go straight to it (default: the front-end's; 0 means strict
-      first come, first served).
+      first come, first served);
+    - ``keepalive``: ping idle connections unused for that long (off by default), so that
+      a NAT or proxy that dropped them silently is found before a caller is.
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class PoolBase:
         leak_timeout: float | None = None,
         connect_args: Callable[[], Mapping[str, Any]] | None = None,
         handoff_after: float | None = None,
+        keepalive: float | None = None,
         **connect_kwargs: Any,
     ) -> None:
         profile = profile_for(module)
@@ -145,6 +148,7 @@ class PoolBase:
             reconnect_max=reconnect_max,
             leak_timeout=leak_timeout,
             handoff_after=0.0 if handoff_after is None else handoff_after,
+            keepalive=keepalive,
         )
         self.name = name
         self.module = module

@@ -85,6 +85,9 @@ class PoolConfig:
     #: after that, every returned connection goes straight to the oldest waiter. 0 is
     #: strict first come, first served. (Go's sync.Mutex starvation mode, with 1 ms.)
     handoff_after: float = 0.0
+    #: Ping idle connections neither used nor pinged for this long, so that a NAT or proxy
+    #: that dropped them silently is found before a caller is (``None``: off).
+    keepalive: float | None = None
     #: Each connection's ``max_age`` is shortened by a random fraction up to this, so that
     #: connections opened together do not all expire together (psycopg_pool uses 5 %).
     age_jitter: float = 0.05
@@ -109,6 +112,7 @@ class PoolConfig:
         reconnect_max: float = 10.0,
         leak_timeout: float | None = None,
         handoff_after: float = 0.0,
+        keepalive: float | None = None,
     ) -> PoolConfig:
         """Validate every setting and return the frozen configuration."""
         if not isinstance(name, str) or not name:
@@ -154,6 +158,7 @@ class PoolConfig:
             timeout=_number(name, "timeout", timeout, allow_none=True),
             max_waiting=max_waiting,
             reset=reset,
+            keepalive=_number(name, "keepalive", keepalive, allow_none=True, positive=True),
         )
 
     def replace(self, **changes: Any) -> PoolConfig:

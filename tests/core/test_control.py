@@ -310,3 +310,17 @@ def test_ready_counts_open_connections_against_min_size() -> None:
     state.add_idle(object(), 1.0)
     state.add_idle(object(), 1.0)
     assert state.ready
+
+
+def test_keepalive_makes_maintenance_wake_when_an_idle_connection_falls_due() -> None:
+    state = make_state(max_size=2, max_idle=None, max_age=None, keepalive=30.0)
+    [entry] = idle_entries(state, 1, now=10.0)
+    assert state.maintain(11.0) == 40.0
+    state.give_back(state.borrow_idle(40.0, quiet_for=30.0)[0], 40.0)
+    assert state.maintain(41.0) == 70.0
+    assert entry.last_used_at == 10.0  # a ping is not a use
+
+
+def test_keepalive_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="keepalive must be > 0"):
+        make_state(keepalive=0)

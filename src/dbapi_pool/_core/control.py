@@ -250,6 +250,9 @@ class PoolState(PoolCore):
             deadlines += [e.checked_out_at + limit for e in self.lent if not e.leak_reported]
         if self.health.down and self.config.min_size:
             deadlines.append(self.health.retry_at)  # the refill's next attempt
+        keepalive = self.config.keepalive
+        if keepalive is not None:
+            deadlines += [max(e.last_used_at, e.pinged_at) + keepalive for e in self.idle]
         max_idle = self.config.max_idle
         if max_idle is not None:
             # An entry returned later than now expires later than now + max_idle, so this
