@@ -101,7 +101,9 @@ class PoolBase:
       new connection (rotating credentials, say);
     - ``handoff_after``: how long a waiter may be passed over by a running caller before
       returned connections go straight to it (default: the front-end's; 0 means strict
-      first come, first served).
+      first come, first served);
+    - ``keepalive``: ping idle connections unused for that long (off by default), so that
+      a NAT or proxy that dropped them silently is found before a caller is.
     """
 
     def __init__(self, module: Any, *args: Any, **kwargs: Any) -> None:

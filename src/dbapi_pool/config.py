@@ -117,6 +117,9 @@ _VALIDATORS: dict[str, Callable[[str, str, object], Any]] = {
     "leak_timeout": _no_limit,
     "connect_args": _callable,
     "handoff_after": _finite,
+    "keepalive": lambda pool, setting, value: _number(
+        pool, setting, value, allow_none=True, positive=True
+    ),
 }
 
 #: The names of the pool settings (with ``name``): every other keyword goes to the driver.
@@ -166,6 +169,9 @@ class PoolConfig:
     #: A callable returning more ``connect()`` keywords for each new connection (rotating
     #: credentials). Last, so that the fields before it keep their positions.
     connect_args: ConnectArgs = None
+    #: Ping idle connections neither used nor pinged for this long, so that a NAT or proxy
+    #: that dropped them silently is found before a caller is (``None``: off).
+    keepalive: float | None = None
 
     @classmethod
     def build(cls, name: str, **settings: Any) -> PoolConfig:
@@ -185,6 +191,12 @@ class PoolConfig:
         }
         _check_pairs(name, values)
         return cls(name=name, **values)
+
+    def replace(self, **changes: Any) -> PoolConfig:
+        """Return a copy with some settings changed, validated like the originals."""
+        current = {setting: getattr(self, setting) for setting in _VALIDATORS}
+        built = type(self).build(self.name, **{**current, **changes})
+        return dataclasses.replace(built, age_jitter=self.age_jitter)
 
     @property
     def close_on_return(self) -> bool:

@@ -1,6 +1,7 @@
 """The sans-I/O pool core shared by every front-end."""
 
-from .state import CONNECT, ConnectGrant, Entry, Plan, PoolState, Waiter
+from .control import PoolState
+from .entries import CONNECT, ConnectGrant, Entry, EntryState, Plan, Waiter
 from .stats import CLOSE_REASONS, PoolStats
 
 __all__ = [
@@ -8,6 +9,7 @@ __all__ = [
     "CONNECT",
     "ConnectGrant",
     "Entry",
+    "EntryState",
     "Plan",
     "PoolState",
     "PoolStats",

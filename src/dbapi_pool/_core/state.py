@@ -12,7 +12,6 @@ of ``max_size``, taken by every connection that is connecting, idle, in use or c
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -20,124 +19,22 @@ from typing import Any, Final
 
 from ..config import PoolConfig
 from ..errors import PoolClosed, PoolError, PoolTimeout, TooManyWaiters
+from .entries import CLOSED, CLOSING, CONNECT, IDLE, IN_USE, ConnectGrant, Entry, Plan, Waiter
 from .health import ConnectHealth
 from .stats import CLOSE_REASONS, PoolStats
 
-__all__ = ["CONNECT", "ConnectGrant", "Entry", "Plan", "PoolState", "Waiter"]
+__all__ = ["CONNECT", "PING", "PROBE", "ConnectGrant", "Entry", "Plan", "PoolCore", "Waiter"]
 
 #: Check levels (PoolState.check_level): a socket probe (then a ping if it reads
 #: something), or a real ping.
 PROBE: Final = 1
 PING: Final = 2
 
-IDLE: Final = "idle"
-IN_USE: Final = "in_use"
-CLOSING: Final = "closing"
-CLOSED: Final = "closed"
-
 _INF = float("inf")
 
 
-class ConnectGrant:
-    """The right to open one connection: a slot already reserved for the caller."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "CONNECT"
-
-
-#: Returned by :meth:`PoolState.checkout` (or handed to a waiter): open a connection into
-#: the slot reserved for you, then report with ``connected()`` or ``connect_failed()``.
-CONNECT: Final = ConnectGrant()
-
-_serials = itertools.count(1)
-
-
-class Entry:
-    """Hold one raw connection and its bookkeeping (the pool's slot)."""
-
-    __slots__ = (
-        "borrower",
-        "broken",
-        "checked_out_at",
-        "close_reason",
-        "conn",
-        "created_at",
-        "expires_at",
-        "info",
-        "last_used_at",
-        "leak_reported",
-        "owner",
-        "serial",
-        "state",
-    )
-
-    def __init__(self, conn: Any, now: float, expires_at: float) -> None:
-        self.conn = conn
-        self.serial = next(_serials)
-        self.created_at = now
-        self.expires_at = expires_at
-        self.last_used_at = now
-        self.state: str = IN_USE
-        self.close_reason: str | None = None
-        #: Front-end data (the connection's thread and server session id...).
-        self.info: Any = None
-        #: Set by the front-end when the connection failed with a "dead" error.
-        self.broken = False
-        self.checked_out_at = now
-        #: Where the current borrower checked it out (only with leak_timeout).
-        self.borrower: Any = None
-        self.leak_reported = False
-        #: The PoolState that made it: after a fork, the child's new state disowns the
-        #: parent's entries (it must never use or close them).
-        self.owner: Any = None
-
-    def __repr__(self) -> str:
-        return f"<Entry #{self.serial} {self.state}>"
-
-
-class Waiter:
-    """Park one caller; ``result`` is set, under the lock, when something is handed to it.
-
-    ``result`` is ``None`` while waiting, then an :class:`Entry` (a connection handed over),
-    :data:`CONNECT` (a slot to open a connection into), or an exception to raise (the pool
-    closed). ``signal`` belongs to the front-end (a lock, a future, a green event).
-    """
-
-    __slots__ = ("active", "deadline", "queued_at", "result", "signal")
-
-    def __init__(self, deadline: float, signal: Any, queued_at: float = 0.0) -> None:
-        self.deadline = deadline
-        self.queued_at = queued_at
-        self.signal = signal
-        self.result: Entry | ConnectGrant | BaseException | None = None
-        #: False once withdrawn by :meth:`PoolState.cancel_waiter` (which is idempotent).
-        self.active = True
-
-
-class Plan:
-    """List the I/O a front-end must do after releasing the lock.
-
-    ``close``: entries to close, then report with :meth:`PoolState.entries_closed`.
-    ``wake``: waiters whose ``result`` was just set.
-    ``connect``: slots reserved for the pool itself (refill to ``min_size``); open one
-    connection for each and report with :meth:`PoolState.add_idle` or ``connect_failed``.
-    """
-
-    __slots__ = ("close", "connect", "wake")
-
-    def __init__(self) -> None:
-        self.close: list[Entry] = []
-        self.wake: list[Waiter] = []
-        self.connect = 0
-
-    def __repr__(self) -> str:
-        return f"<Plan close={self.close} wake={len(self.wake)} connect={self.connect}>"
-
-
-class PoolState:
-    """Hold a pool's entries, idle stack, waiter queue, sizes and counters.
+class PoolCore:
+    """Hold a pool's entries, idle stack, waiter queue, sizes and counters; lend and take back.
 
     Not thread-safe by itself: the front-end serialises calls with one lock. Methods that
     create work for the front-end add it to ``self.plan``; take it with :meth:`take_plan`
@@ -156,8 +53,16 @@ class PoolState:
         self.connecting = 0
         self.closing = 0
         self.closed = False
+        #: Checkouts wait, and nothing is connected or handed over (``pause()``).
+        self.paused = False
+        #: Bumped by ``drain()``: entries of an older generation are closed, not reused.
+        self.generation = 0
+        #: Connects already running at the last ``drain()``: as many of the next ones to
+        #: finish are taken for them and belong to the old generation (the safe side).
+        self._stale_connects = 0
         self._close_on_return = config.close_on_return
         self._handoff_after = config.handoff_after
+        self._max_size = config.max_size
         self.plan: Plan | None = None
         self.health = ConnectHealth(config.reconnect_min, config.reconnect_max, rng)
         #: Connections created at or before this time are pinged before their next
@@ -234,6 +139,8 @@ class PoolState:
         """
         if self.closed:
             raise self.closed_error()
+        if self.paused:
+            return None
         idle = self.idle
         max_idle = self.config.max_idle
         if (
@@ -400,6 +307,10 @@ class PoolState:
         entry = Entry(conn, now, self._expiry(now))
         entry.info = info
         entry.owner = self
+        entry.generation = self.generation
+        if self._stale_connects:
+            self._stale_connects -= 1
+            entry.generation -= 1
         if self.closed:
             self._retire(entry, "pool_closed")
             return None
@@ -413,7 +324,11 @@ class PoolState:
         if entry is not None:
             self._counters["checkouts"] -= 1
             self._unlend(entry)
-            self._return_entry(entry, now)
+            surplus = self._surplus(entry)
+            if surplus is not None:
+                self._retire(entry, surplus)
+            else:
+                self._return_entry(entry, now)
         return entry
 
     def connect_failed(self, now: float = 0.0, error: BaseException | None = None) -> None:
@@ -458,6 +373,8 @@ class PoolState:
             return "pool_closed"
         if self._close_on_return:
             return "close_on_return"
+        if entry.generation != self.generation:
+            return "drained"
         if entry.broken:
             return "broken"
         if entry.expires_at <= now:
@@ -508,6 +425,8 @@ class PoolState:
             self._release_slot()
         elif self.closed:
             self._retire(entry, "pool_closed")
+        elif entry.generation != self.generation or self.size - self.closing > self._max_size:
+            self._retire(entry, self._surplus(entry) or "resized")
         elif self.waiters and now - self.waiters[0].queued_at >= self._handoff_after:
             self._return_entry(entry, now)
         else:  # the common case, inline: back on the idle stack
@@ -515,10 +434,19 @@ class PoolState:
             entry.state = IDLE
             self.idle.append(entry)
 
+    def _surplus(self, entry: Entry) -> str | None:
+        """Say why a connection coming back must not be kept: ``drained`` (of a generation
+        before the last ``drain()``), ``resized`` (above a lowered ``max_size``), or None."""
+        if entry.generation != self.generation:
+            return "drained"
+        if self.size - self.closing > self._max_size:
+            return "resized"
+        return None
+
     def _return_entry(self, entry: Entry, now: float) -> None:
         entry.last_used_at = now
         waiters = self.waiters
-        if waiters:
+        if waiters and not self.paused:
             waiter = waiters.popleft()
             self._lend(entry, now)
             waiter.result = entry
@@ -534,7 +462,7 @@ class PoolState:
         driver's last connect error, rather than start one more doomed connect.
         """
         self.size -= 1
-        if not self.waiters or self.closed:
+        if not self.waiters or self.closed or self.paused:
             return
         if self.health.down:
             waiter = self.waiters.popleft()
@@ -553,6 +481,7 @@ class PoolState:
             and self.size < config.max_size
             and self.connecting < config.max_connecting
             and not self.closed
+            and not self.paused
         ):
             waiter = self.waiters.popleft()
             waiter.result = CONNECT
@@ -580,89 +509,3 @@ class PoolState:
             self.closing -= 1
             self._closes[entry.close_reason or "pool_closed"] += 1
             self._release_slot()
-
-    def abandon(self, entry: Entry) -> None:
-        """Retire a checked-out entry whose caller lost it (garbage-collected proxy)."""
-        if entry.state == IN_USE and entry.owner is self:
-            self._unlend(entry)
-            self._retire(entry, "abandoned")
-
-    def close(self) -> None:
-        """Close the pool: idle entries go to the plan, waiters are woken with PoolClosed."""
-        if self.closed:
-            return
-        self.closed = True
-        while self.idle:
-            self._retire(self.idle.popleft(), "pool_closed")
-        if self.waiters:
-            error = self.closed_error()
-            plan = self._plan()
-            while self.waiters:
-                waiter = self.waiters.popleft()
-                waiter.result = error
-                plan.wake.append(waiter)
-
-    # -- maintenance ---------------------------------------------------------------------
-
-    def maintain(self, now: float) -> float | None:
-        """Expire idle connections, plan the refill to ``min_size``; return the next deadline.
-
-        Closes idle entries past ``max_idle`` (oldest first, never going below ``min_size``)
-        and past their ``max_age``; reserves slots for the connections missing below
-        ``min_size`` (``Plan.connect``). The return value is the monotonic time at which
-        calling again may find work, or ``None`` when only a later return could create any.
-        """
-        if self.closed:
-            return None
-        config = self.config
-        idle = self.idle
-        max_idle = config.max_idle
-        if max_idle is not None:
-            while (
-                idle
-                and idle[0].last_used_at + max_idle <= now
-                and self.size - self.closing > config.min_size
-            ):
-                self._retire(idle.popleft(), "max_idle")
-        if config.max_age is not None:
-            for entry in [e for e in idle if e.expires_at <= now]:
-                idle.remove(entry)
-                self._retire(entry, "max_age")
-        missing = min(
-            config.min_size - (self.size - self.closing),
-            config.max_size - self.size,
-            config.max_connecting - self.connecting,
-        )
-        if missing > 0 and not (self.health.down and not self.health.may_attempt(now)):
-            self.size += missing
-            self.connecting += missing
-            self._plan().connect += missing
-        return self._next_deadline(now)
-
-    def leaks(self, now: float) -> list[Entry]:
-        """Return the checkouts held longer than ``leak_timeout``, each reported once."""
-        limit = self.config.leak_timeout
-        if self.lent is None or limit is None:
-            return []
-        found = [e for e in self.lent if not e.leak_reported and now - e.checked_out_at >= limit]
-        for entry in found:
-            entry.leak_reported = True
-        self._counters["leaks"] += len(found)
-        return found
-
-    def _next_deadline(self, now: float) -> float | None:
-        deadlines = [e.expires_at for e in self.idle]
-        limit = self.config.leak_timeout
-        if self.lent and limit is not None:
-            deadlines += [e.checked_out_at + limit for e in self.lent if not e.leak_reported]
-        if self.health.down and self.config.min_size:
-            deadlines.append(self.health.retry_at)  # the refill's next attempt
-        max_idle = self.config.max_idle
-        if max_idle is not None:
-            # An entry returned later than now expires later than now + max_idle, so this
-            # bound also covers connections that are not idle yet.
-            first_idle = self.idle[0].last_used_at + max_idle if self.idle else now
-            # The oldest may be kept past its time to honour min_size: look again later.
-            deadlines.append(first_idle if first_idle > now else now + max_idle)
-        deadline = min(deadlines, default=_INF)
-        return None if deadline == _INF else deadline

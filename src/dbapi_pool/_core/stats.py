@@ -19,7 +19,10 @@ CLOSE_REASONS = (
     "abandoned",  # a checked-out connection was garbage-collected without put()
     "cancelled",  # its call was cancelled and the driver has no server-side cancel
     "broken",  # it failed with a "dead" error, or the driver reports it closed
-    "failed_check",  # it failed the check before a checkout (probe or ping)
+    "failed_check",  # it failed the check before a checkout (probe or ping), or check()
+    "drained",  # opened before the last drain(): replaced
+    "resized",  # above a lowered max_size (resize())
+    "cleared",  # an idle connection closed by clear() (the eventlet drop-in)
 )
 
 

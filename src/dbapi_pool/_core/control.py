@@ -1,0 +1,264 @@
+"""PoolState: the core with its runtime operations and its maintenance.
+
+:class:`~dbapi_pool._core.state.PoolCore` lends and takes back; this subclass adds what an
+operator or the maintenance worker asks of a running pool: resize, drain, pause and resume,
+take idle connections out for a check, detach one, and the periodic expiry and refill. Like
+the rest of the core it does no I/O: each operation changes state and leaves a plan.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+from ..config import PoolConfig
+from ..errors import PoolError
+from .entries import CHECKING, CLOSED, DETACHED, IDLE, IN_USE, Entry
+from .state import PoolCore
+
+__all__ = ["PoolState"]
+
+_INF = float("inf")
+
+
+class PoolState(PoolCore):
+    """Hold a pool's whole state; see :class:`PoolCore` for lending and taking back."""
+
+    # -- sizes and settings --------------------------------------------------------------
+
+    def reconfigure(self, config: PoolConfig, now: float) -> None:
+        """Apply new (validated) settings at once.
+
+        A lower ``max_size`` closes idle connections above it now (the longest idle
+        first) and the ones in use as they come back; a higher one serves waiters now; a
+        higher ``min_size`` plans the connections it lacks.
+        """
+        if self.closed:
+            raise self.closed_error()
+        self.config = config
+        self._close_on_return = config.close_on_return
+        self._handoff_after = config.handoff_after
+        self._max_size = config.max_size
+        idle = self.idle
+        while idle and self.size - self.closing > config.max_size:
+            self._retire(idle.popleft(), "resized")
+        self._grant_connects()
+        self._refill(now)
+
+    def resize(self, now: float, min_size: int | None = None, max_size: int | None = None) -> None:
+        """Change ``min_size`` and/or ``max_size`` (``None`` keeps one); see reconfigure."""
+        changes: dict[str, Any] = {}
+        if min_size is not None:
+            changes["min_size"] = min_size
+        if max_size is not None:
+            changes["max_size"] = max_size
+        if not changes:
+            raise ValueError(f"pool {self.config.name!r}: resize() needs min_size or max_size")
+        self.reconfigure(self.config.replace(**changes), now)
+
+    # -- drain, pause --------------------------------------------------------------------
+
+    def drain(self, now: float) -> None:
+        """Replace every connection open now: idle ones at once, in-use ones on return.
+
+        Connects already running count as old too (they may use the old credentials or
+        reach the old server); new checkouts get new connections.
+        """
+        if self.closed:
+            raise self.closed_error()
+        self.generation += 1
+        self._stale_connects = self.connecting
+        while self.idle:
+            self._retire(self.idle.popleft(), "drained")
+        self._refill(now)
+
+    def clear_idle(self) -> None:
+        """Close every idle connection (those in use are not touched)."""
+        while self.idle:
+            self._retire(self.idle.popleft(), "cleared")
+
+    def pause(self) -> None:
+        """Hold every checkout in line (bounded by its timeout); close and open nothing."""
+        if self.closed:
+            raise self.closed_error()
+        if self.paused:
+            raise PoolError(f"pool {self.config.name!r} is already paused")
+        self.paused = True
+
+    def resume(self, now: float) -> None:
+        """End a pause: idle connections go to the waiters in order, then new slots."""
+        if not self.paused:
+            raise PoolError(f"pool {self.config.name!r} is not paused")
+        self.paused = False
+        if self.closed:
+            return
+        while self.idle and self.waiters:
+            self._return_entry(self.idle.pop(), now)
+        self._grant_connects()
+        self._refill(now)
+
+    # -- checks and detaching ------------------------------------------------------------
+
+    def borrow_idle(self, now: float, quiet_for: float | None = None) -> list[Entry]:
+        """Take idle connections out for the pool's own check (``check()``, keepalive).
+
+        ``quiet_for``: only those neither used nor pinged for that long. They count as in
+        use until :meth:`give_back`; no checkout is counted.
+        """
+        if self.closed or self.paused:
+            return []
+        if quiet_for is None:
+            taken = list(self.idle)
+        else:
+            taken = [e for e in self.idle if max(e.last_used_at, e.pinged_at) + quiet_for <= now]
+        if len(taken) == len(self.idle):
+            self.idle.clear()
+        else:
+            for entry in taken:
+                self.idle.remove(entry)
+        for entry in taken:
+            entry.state = CHECKING
+        return taken
+
+    def give_back(self, entry: Entry, now: float, closed_reason: str | None = None) -> None:
+        """Take back a connection from :meth:`borrow_idle`.
+
+        ``closed_reason``: the front-end found it dead and closed it; its slot is freed and
+        refilled up to ``min_size``. Otherwise it goes to the oldest waiter, or back into
+        the idle stack at its place (ordered by last use, so ``max_idle`` still counts
+        from its last real use).
+        """
+        if closed_reason is not None:
+            entry.state = CLOSED
+            self._closes[closed_reason] += 1
+            self.invalidate(now)  # its siblings may have died with it
+            self._release_slot()
+            self._refill(now)
+            return
+        entry.pinged_at = now
+        reason = "pool_closed" if self.closed else self._surplus(entry)
+        if reason is not None:
+            self._retire(entry, reason)
+        elif self.waiters and not self.paused:
+            last_used = entry.last_used_at
+            self._return_entry(entry, now)
+            entry.last_used_at = last_used
+        else:
+            entry.state = IDLE
+            keys = [e.last_used_at for e in self.idle]
+            self.idle.insert(bisect.bisect_right(keys, entry.last_used_at), entry)
+
+    def detach(self, entry: Entry) -> bool:
+        """Drop a checked-out connection from the pool's accounting; its holder keeps it.
+
+        Its slot is freed now (and passed on to a waiter); the front-end closes the
+        connection if it ever comes back. Returns False if it was not in use here.
+        """
+        if entry.state != IN_USE or entry.owner is not self:
+            return False
+        self._unlend(entry)
+        entry.state = DETACHED
+        self._release_slot()
+        return True
+
+    def abandon(self, entry: Entry) -> None:
+        """Retire a checked-out entry whose caller lost it (garbage-collected proxy)."""
+        if entry.state == IN_USE and entry.owner is self:
+            self._unlend(entry)
+            self._retire(entry, "abandoned")
+
+    def close(self) -> None:
+        """Close the pool: idle entries go to the plan, waiters are woken with PoolClosed."""
+        if self.closed:
+            return
+        self.closed = True
+        while self.idle:
+            self._retire(self.idle.popleft(), "pool_closed")
+        if self.waiters:
+            error = self.closed_error()
+            plan = self._plan()
+            while self.waiters:
+                waiter = self.waiters.popleft()
+                waiter.result = error
+                plan.wake.append(waiter)
+
+    @property
+    def ready(self) -> bool:
+        """Tell whether ``min_size`` connections are open (idle or in use)."""
+        return self.size - self.connecting - self.closing >= self.config.min_size
+
+    def _refill(self, now: float) -> None:
+        """Plan the connects missing below ``min_size`` (unless connects are failing)."""
+        config = self.config
+        missing = min(
+            config.min_size - (self.size - self.closing),
+            config.max_size - self.size,
+            config.max_connecting - self.connecting,
+        )
+        if missing <= 0 or self.paused or self.closed:
+            return
+        if self.health.down and not self.health.may_attempt(now):
+            return
+        self.size += missing
+        self.connecting += missing
+        self._plan().connect += missing
+
+    # -- maintenance ---------------------------------------------------------------------
+
+    def maintain(self, now: float) -> float | None:
+        """Expire idle connections, plan the refill to ``min_size``; return the next deadline.
+
+        Closes idle entries past ``max_idle`` (oldest first, never going below ``min_size``)
+        and past their ``max_age``; reserves slots for the connections missing below
+        ``min_size`` (``Plan.connect``). The return value is the monotonic time at which
+        calling again may find work, or ``None`` when only a later return could create any.
+        """
+        if self.closed or self.paused:
+            return None  # resume() plans the refill; a pause closes nothing
+        config = self.config
+        idle = self.idle
+        max_idle = config.max_idle
+        if max_idle is not None:
+            while (
+                idle
+                and idle[0].last_used_at + max_idle <= now
+                and self.size - self.closing > config.min_size
+            ):
+                self._retire(idle.popleft(), "max_idle")
+        if config.max_age is not None:
+            for entry in [e for e in idle if e.expires_at <= now]:
+                idle.remove(entry)
+                self._retire(entry, "max_age")
+        self._refill(now)
+        return self._next_deadline(now)
+
+    def leaks(self, now: float) -> list[Entry]:
+        """Return the checkouts held longer than ``leak_timeout``, each reported once."""
+        limit = self.config.leak_timeout
+        if self.lent is None or limit is None:
+            return []
+        found = [e for e in self.lent if not e.leak_reported and now - e.checked_out_at >= limit]
+        for entry in found:
+            entry.leak_reported = True
+        self._counters["leaks"] += len(found)
+        return found
+
+    def _next_deadline(self, now: float) -> float | None:
+        deadlines = [e.expires_at for e in self.idle]
+        limit = self.config.leak_timeout
+        if self.lent and limit is not None:
+            deadlines += [e.checked_out_at + limit for e in self.lent if not e.leak_reported]
+        if self.health.down and self.config.min_size:
+            deadlines.append(self.health.retry_at)  # the refill's next attempt
+        keepalive = self.config.keepalive
+        if keepalive is not None:
+            deadlines += [max(e.last_used_at, e.pinged_at) + keepalive for e in self.idle]
+        max_idle = self.config.max_idle
+        if max_idle is not None:
+            # An entry returned later than now expires later than now + max_idle, so this
+            # bound also covers connections that are not idle yet.
+            first_idle = self.idle[0].last_used_at + max_idle if self.idle else now
+            # The oldest may be kept past its time to honour min_size: look again later.
+            deadlines.append(first_idle if first_idle > now else now + max_idle)
+        deadline = min(deadlines, default=_INF)
+        return None if deadline == _INF else deadline
