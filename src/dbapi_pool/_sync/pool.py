@@ -19,7 +19,7 @@ from typing import Any
 from .._base import PoolBase
 from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
 from ..errors import ConnectTimeout
-from ..proxy import OffloadedConnection, PooledConnection, close_cursors, detach
+from ..proxy import Cursors, OffloadedConnection, PooledConnection, close_cursors, detach
 from .backends import Backend, detect_backend, get_backend
 from .worker import ConnectAttempt, MaintenanceWorker
 
@@ -417,7 +417,10 @@ class ConnectionPool(PoolBase):
         """
         try:
             if cursors is not None:
-                close_cursors(cursors)
+                if type(cursors) is Cursors:
+                    close_cursors(cursors)
+                else:  # the usual one cursor, closed without a frame more
+                    cursors.close()
                 if self._reset is None or not self._needs_reset(entry.conn):
                     return None
             self._call(self._reset, entry.conn)
