@@ -23,9 +23,21 @@ from dbapi_pool import ConnectionPool
 #: proxy's __del__, two clock reads and two lock exits. (The proxy's slots are set through
 #: their descriptors, C calls the profiler does not see; its __init__ cost a frame more.)
 BUDGET_GET_PUT = 15
+#: The same with one cursor taken (issue 11: put() closes it, the checkout may be over):
+#: the proxy's cursor(), the driver's cursor(), the reset step that closes it (the pool has
+#: nothing else to reset here) and the driver's close(); no list, no other frame.
+BUDGET_GET_CURSOR_PUT = BUDGET_GET_PUT + 4
+
+
+class NoOpCursor:
+    def close(self) -> None:
+        pass
 
 
 class NoOpConnection:
+    def cursor(self) -> NoOpCursor:
+        return NoOpCursor()
+
     def rollback(self) -> None:
         pass
 
@@ -78,6 +90,20 @@ def test_uncontended_get_and_put_stay_within_their_call_budget(warm_pool: Any) -
     calls = count_calls(cycle)
     total = sum(calls.values())
     assert total <= BUDGET_GET_PUT, f"{total} calls (budget {BUDGET_GET_PUT}): {dict(calls)}"
+
+
+def test_a_checkout_with_one_cursor_stays_within_its_call_budget(warm_pool: Any) -> None:
+    def cycle() -> None:
+        conn = warm_pool.get()
+        conn.cursor()
+        warm_pool.put(conn)
+
+    calls = count_calls(cycle)
+    total = sum(calls.values())
+    assert total <= BUDGET_GET_CURSOR_PUT, (
+        f"{total} calls (budget {BUDGET_GET_CURSOR_PUT}): {dict(calls)}"
+    )
+    assert calls["test_hot_path.py:close"] == 1  # closed by put()
 
 
 def test_hot_path_does_no_logging_and_reads_the_clock_once_each_way(warm_pool: Any) -> None:

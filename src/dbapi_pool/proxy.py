@@ -10,7 +10,20 @@ from .errors import ConnectionReleased
 if TYPE_CHECKING:
     from ._core import Entry
 
-__all__ = ["OffloadedConnection", "OffloadedCursor", "PooledConnection", "Released", "detach"]
+__all__ = [
+    "Cursors",
+    "OffloadedConnection",
+    "OffloadedCursor",
+    "PooledConnection",
+    "Released",
+    "close_cursors",
+    "detach",
+]
+
+#: Connection methods (sqlite3, psycopg 3, psycopg2) that return an object working on the
+#: connection: a cursor (``execute``...), a blob or a large object. What a checkout made
+#: with them is closed when it ends, like its cursors.
+CURSOR_MAKERS = frozenset({"execute", "executemany", "executescript", "blobopen", "lobject"})
 
 
 class _Owner(Protocol):
@@ -53,7 +66,7 @@ class Released:
             raise ConnectionReleased(self._message)
 
 
-_OWN = frozenset({"_conn", "_entry", "_pool"})
+_OWN = frozenset({"_conn", "_cursors", "_entry", "_pool"})
 
 
 class PooledConnection:
@@ -62,12 +75,18 @@ class PooledConnection:
     Every attribute (``cursor()``, ``commit()``, ``autocommit = True``...) goes to the
     driver's connection. ``close()`` returns the connection to its pool instead of closing
     it; so does leaving a ``with`` block, after committing (or rolling back on an
-    exception). After that, every use raises :class:`~dbapi_pool.errors.ConnectionReleased`.
+    exception). After that, every use raises :class:`~dbapi_pool.errors.ConnectionReleased`,
+    and the cursors it made are closed (the driver's "cursor closed" error): the connection
+    may already serve another borrower.
     """
 
-    __slots__ = ("__weakref__", "_conn", "_entry", "_pool")
+    __slots__ = ("__weakref__", "_conn", "_cursors", "_entry", "_pool")
 
     _conn: Any
+    #: What this checkout made that works on the connection (cursors...), closed by put():
+    #: ``None``, the one made, or a :class:`Cursors` list of several. A checkout that
+    #: makes none pays nothing for them, one that makes one no allocation.
+    _cursors: Any
     _entry: Entry | None
     _pool: _Owner
 
@@ -75,6 +94,7 @@ class PooledConnection:
         _set_pool(self, pool)
         _set_entry(self, entry)
         _set_conn(self, entry.conn)
+        _set_cursors(self, None)
 
     @classmethod
     def lend(cls, pool: _Owner, entry: Entry) -> PooledConnection:
@@ -83,17 +103,36 @@ class PooledConnection:
         _set_pool(proxy, pool)
         _set_entry(proxy, entry)
         _set_conn(proxy, entry.conn)
+        _set_cursors(proxy, None)
         return proxy
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
+        value = getattr(self._conn, name)
+        if name in CURSOR_MAKERS:  # found: the driver has it (hasattr() stays true to it)
+            return _Tracking(self, value)
+        return value
+
+    def _track(self, made: Any) -> Any:
+        """Note an object made on the connection, to be closed when the checkout ends."""
+        cursors = self._cursors
+        if cursors is None:
+            _set_cursors(self, made)
+        elif type(cursors) is Cursors:
+            cursors.append(made)
+        else:
+            _set_cursors(self, Cursors((cursors, made)))
+        return made
 
     # The methods every request calls are spelled out: reaching them through __getattr__
     # costs a failed lookup first (about 300 ns, more than the rest of a checkout).
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
-        """Return a cursor of the driver's connection."""
-        return self._conn.cursor(*args, **kwargs)
+        """Return a cursor of the driver's connection (closed when the checkout ends)."""
+        cursor = self._conn.cursor(*args, **kwargs)
+        if self._cursors is None:  # the first: _track() inline, a frame fewer per request
+            _set_cursors(self, cursor)
+            return cursor
+        return self._track(cursor)
 
     def commit(self) -> None:
         """Commit the current transaction."""
@@ -178,12 +217,51 @@ _new = object.__new__
 _set_pool = vars(PooledConnection)["_pool"].__set__
 _set_entry = vars(PooledConnection)["_entry"].__set__
 _set_conn = vars(PooledConnection)["_conn"].__set__
+_set_cursors = vars(PooledConnection)["_cursors"].__set__
+
+
+class Cursors(list[Any]):
+    """The objects a checkout made on its connection, when it made more than one."""
+
+    __slots__ = ()
+
+
+class _Tracking:
+    """Call a driver method that makes a cursor (``conn.execute(...)``), and note what it
+    returns with the checkout, to be closed when the checkout ends."""
+
+    __slots__ = ("_method", "_proxy")
+
+    def __init__(self, proxy: PooledConnection, method: Any) -> None:
+        self._proxy = proxy
+        self._method = method
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._proxy._track(self._method(*args, **kwargs))
+
+    def __repr__(self) -> str:
+        return repr(self._method)
 
 
 def detach(proxy: PooledConnection, stand_in: Released) -> None:
-    """Cut a proxy from its connection (put()): from now on every use raises."""
+    """Cut a proxy from its connection (put()): from now on every use raises.
+
+    The cursors (and the like) it made stay in ``proxy._cursors``, for the pool to close
+    before the connection is reset and lent again (issue 11: a cursor kept after put()
+    ran its queries in the next borrower's session).
+    """
     _set_entry(proxy, None)
     _set_conn(proxy, stand_in)
+
+
+def close_cursors(cursors: Any) -> None:
+    """Close what a checkout made on its connection: one object or a :class:`Cursors`
+    list (the first error stops it: the connection is then closed, ending the rest)."""
+    if type(cursors) is Cursors:
+        for cursor in cursors:
+            cursor.close()
+    else:
+        cursors.close()
 
 
 class OffloadedConnection(PooledConnection):
@@ -198,7 +276,9 @@ class OffloadedConnection(PooledConnection):
 
     def cursor(self, *args: Any, **kwargs: Any) -> OffloadedCursor:
         """Return a cursor whose statements and fetches run in an OS thread."""
-        return OffloadedCursor(self._conn.cursor(*args, **kwargs), self._pool)
+        cursor = OffloadedCursor(self._conn.cursor(*args, **kwargs), self._pool)
+        self._track(cursor)
+        return cursor
 
     def commit(self) -> None:
         """Commit, in an OS thread."""
@@ -210,7 +290,9 @@ class OffloadedConnection(PooledConnection):
 
     def execute(self, *args: Any) -> OffloadedCursor:
         """Run the driver's ``execute`` shortcut (sqlite3, psycopg) in an OS thread."""
-        return OffloadedCursor(self._pool._call(self._conn.execute, *args), self._pool)
+        cursor = OffloadedCursor(self._pool._call(self._conn.execute, *args), self._pool)
+        self._track(cursor)
+        return cursor
 
 
 class OffloadedCursor:
@@ -218,11 +300,13 @@ class OffloadedCursor:
     OS thread: one hop per whole operation, not per attribute (eventlet's tpool.Proxy
     made four hops per query, 3x the cost, measured)."""
 
-    __slots__ = ("_call", "_local_close", "_local_fetch", "raw")
+    __slots__ = ("_call", "_closed", "_local_close", "_local_fetch", "raw")
 
     def __init__(self, raw: Any, pool: _Owner) -> None:
         self.raw = raw
         self._call = pool._call
+        #: Closed through this object: the pool need not close it again (one hop saved).
+        self._closed = False
         local_fetch, local_close = pool.profile.local_fetch, pool.profile.local_close
         self._local_fetch = local_fetch is not None and local_fetch(raw)
         if local_close is local_fetch:  # the same test (psycopg): ask once
@@ -266,10 +350,13 @@ class OffloadedCursor:
 
     def close(self) -> None:
         """Close the cursor (inline when that does no I/O: one hop fewer per query)."""
+        if self._closed:
+            return
         if self._local_close:
             self.raw.close()
         else:
             self._call(self.raw.close)
+        self._closed = True
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)

@@ -136,6 +136,40 @@ def test_eventlet_offload_threads_run_calls_together_report_errors_and_stop() ->
     assert seen["left"] == []  # stopped once the pool was gone
 
 
+def run_strict(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` with every warning an error (eventlet's own deprecation aside)."""
+    flags = ["-W", "error", "-W", "ignore::DeprecationWarning"]
+    return subprocess.run(
+        [sys.executable, *flags, str(HERE / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=HERE.parent.parent,
+    )
+
+
+def test_eventlet_offloader_close_never_writes_to_a_closed_pipe() -> None:
+    # Issue 11: close() wrote its wake-up byte after the last worker had closed the write
+    # end (EBADF, or a byte into the file that reused the number). Forced here: the
+    # closing thread's write is held until the write end is closed.
+    done = run_strict("offload_shutdown.py", "held")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen == {
+        "error": None,
+        "late_writes": 0,
+        "write_end_closed": True,
+        "read_end_closed": True,
+    }
+
+
+def test_eventlet_pools_dropped_in_a_loop_shut_their_offloader_down_cleanly() -> None:
+    done = run_strict("offload_shutdown.py", "stress", "300")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen == {"ignored": [], "ignored_count": 0}
+
+
 def test_eventlet_waiter_signal_wakes_times_out_and_survives_a_killed_waiter() -> None:
     done = run("signal_semantics.py")
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]

@@ -43,15 +43,20 @@ class AsyncPooledConnection:
     ``await conn.run(fn, *args)`` (any blocking code, in the connection's own thread, with
     ``conn.raw`` the driver's connection). ``await conn.close()`` returns it to the pool;
     so does leaving ``async with conn:`` after committing (or rolling back on an exception).
+    Its cursors still open then are closed (in the connection's thread, before the reset):
+    the connection may serve another borrower next.
     """
 
-    __slots__ = ("__weakref__", "_conn", "_entry", "_pool", "_thread")
+    __slots__ = ("__weakref__", "_conn", "_cursors", "_entry", "_pool", "_thread")
 
     def __init__(self, pool: AsyncConnectionPool, entry: Entry) -> None:
         self._pool = pool
         self._entry: Entry | None = entry
         self._conn: Any = entry.conn
         self._thread: ConnectionThread = entry.info.thread
+        #: The driver cursors of this checkout not closed yet (``None`` until the first):
+        #: closed on return. The driver's, not the AsyncCursors: no reference cycle.
+        self._cursors: list[Any] | None = None
 
     @property
     def raw(self) -> Any:
@@ -88,7 +93,13 @@ class AsyncPooledConnection:
 
     def cursor(self, *args: Any, **kwargs: Any) -> AsyncCursor:
         """Return a new cursor: ``cur = await conn.cursor()`` or ``async with conn.cursor()``."""
-        return AsyncCursor(self, self.raw.cursor(*args, **kwargs))
+        raw = self.raw.cursor(*args, **kwargs)
+        cursors = self._cursors
+        if cursors is None:
+            self._cursors = [raw]
+        else:
+            cursors.append(raw)
+        return AsyncCursor(self, raw)
 
     async def execute(self, sql: str, params: Any = None) -> AsyncCursor:
         """Run ``sql`` on a new cursor and return the cursor, ready to fetch from."""
@@ -113,6 +124,21 @@ class AsyncPooledConnection:
         """Detach from the connection; return its entry, or ``None`` if already detached."""
         entry, self._entry = self._entry, None
         return entry
+
+    def _open_cursors(self) -> list[Any] | None:
+        """Return the driver cursors still open (``None``: none), forgetting them: the pool
+        closes them in the connection's thread before the connection is lent again."""
+        cursors, self._cursors = self._cursors, None
+        return cursors or None
+
+    def _closed_cursor(self, raw: Any) -> None:
+        """Forget a cursor closed by its caller (nothing to close on return)."""
+        cursors = self._cursors
+        if cursors is not None:
+            try:
+                cursors.remove(raw)
+            except ValueError:  # closed twice
+                pass
 
     async def __aenter__(self) -> AsyncPooledConnection:
         return self
@@ -218,11 +244,14 @@ class AsyncCursor:
         return rows + list(await self._fetch(self.raw.fetchall))
 
     async def close(self) -> None:
-        """Close the cursor."""
+        """Close the cursor (after the connection went back: nothing, the pool did)."""
+        if self._conn.released:
+            return
         if self._local_close:
             self.raw.close()
         else:
             await self._conn.run(self.raw.close)
+        self._conn._closed_cursor(self.raw)
 
     @property
     def description(self) -> Any:

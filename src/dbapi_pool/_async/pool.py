@@ -399,7 +399,7 @@ class AsyncConnectionPool(PoolBase):
         entry = conn._release()
         if entry is None or (entry.owner is not self._state and self._inherited(entry)):
             return
-        done = self._return(entry, wait=True)
+        done = self._return(entry, wait=True, cursors=conn._open_cursors())
         if done is not None:
             await done
 
@@ -410,11 +410,14 @@ class AsyncConnectionPool(PoolBase):
         wait: bool = False,
         cancelled: bool = False,
         reason: str | None = None,
+        cursors: list[Any] | None = None,
     ) -> asyncio.Future[None] | None:
         """Reset (or close) a returned connection in its thread, then check it in.
 
-        With ``wait``, return a future resolved once that is done, or ``None`` if it was
-        done at once (nothing to reset: no future, no hop).
+        ``cursors``: the checkout's driver cursors still open, closed first in the same
+        job (a closed connection ends them too). With ``wait``, return a future resolved
+        once that is done, or ``None`` if it was done at once (nothing to reset or close:
+        no future, no hop).
         """
         if reason is None:
             reason = self._state.retire_reason(entry, _monotonic()) or self._broken(entry.conn)
@@ -422,9 +425,11 @@ class AsyncConnectionPool(PoolBase):
             job: tuple[Any, ...] = (self._close_job, entry.conn, reason)
         elif cancelled:
             # The transaction may be aborted by the cancel: always roll back first.
-            job = (self._reset_job, entry.conn, self._reset or rollback)
+            job = (self._reset_job, entry.conn, self._reset or rollback, cursors)
         elif self._needs_reset(entry.conn):
-            job = (self._reset_job, entry.conn, self._reset)
+            job = (self._reset_job, entry.conn, self._reset, cursors)
+        elif cursors is not None:
+            job = (self._reset_job, entry.conn, None, cursors)
         else:
             self._returned(entry, None, True, None)
             return None
@@ -432,9 +437,12 @@ class AsyncConnectionPool(PoolBase):
         entry.info.thread.call(partial(self._returned, entry, done), *job)
         return done
 
-    def _reset_job(self, conn: Any, reset: Any) -> str | None:
+    def _reset_job(self, conn: Any, reset: Any, cursors: list[Any] | None) -> str | None:
         try:
-            reset(conn)
+            for cursor in cursors or ():
+                cursor.close()
+            if reset is not None:
+                reset(conn)
         except Exception as exc:
             reason = self._reset_failed(exc)
             self._close_quietly(conn, reason)
@@ -486,7 +494,7 @@ class AsyncConnectionPool(PoolBase):
             self._service.call(
                 self._cancel_outcome, cancel, self._connect_driver, entry.conn, info.session_id
             )
-        self._return(entry, cancelled=True)
+        self._return(entry, cancelled=True, cursors=conn._open_cursors())
 
     def _cancel_outcome(self, ok: bool, value: Any) -> None:
         if not ok:

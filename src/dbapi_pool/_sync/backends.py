@@ -276,6 +276,11 @@ class _EventletHops:
     Threads start with the first call and stop with :meth:`close`, which the pool calls
     when it is collected (connections it lent out still offload their calls after the
     pool is closed, and each holds the pool).
+
+    The pipe's write end belongs to the worker threads: only they write to it, and the
+    last one to stop closes it, after its own last write. ``close()`` never touches it
+    (it once wrote a wake-up byte there, racing the last worker's close of the same
+    descriptor: EBADF, or a byte into whatever file reused the number; issue 11).
     """
 
     def __init__(self, size: int) -> None:
@@ -356,8 +361,13 @@ class _EventletHops:
         with self._exit_lock:
             self._running -= 1
             last = self._running == 0
-        if last:
-            self._os.close(write_end)
+        if last:  # every other writer has stopped: the write end is this thread's alone
+            os = self._os
+            try:
+                os.write(write_end, b"x")  # wake the reader, which then closes its end
+            except OSError:  # the reader is gone already
+                pass
+            os.close(write_end)
 
     def _deliver(self, read_end: int) -> None:
         """Hand the results over (called by the hub when the pipe is readable)."""
@@ -375,15 +385,16 @@ class _EventletHops:
             self._os.close(read_end)
 
     def close(self) -> None:
-        """Let the threads exit once their jobs are done, then the reader."""
+        """Let the threads exit once their jobs are done, then the reader.
+
+        The last thread to exit wakes the reader (and closes the write end): nothing is
+        written here, where the write end may already be closed.
+        """
         self._closed = True
         if self._jobs is None:
             return
         for _ in range(self._size):
             self._jobs.put(None)
-        assert self._pipe is not None
-        self._wake_pending = True
-        self._os.write(self._pipe[1], b"x")
 
 
 BACKENDS: dict[str, type[Backend]] = {

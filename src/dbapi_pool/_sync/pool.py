@@ -20,7 +20,7 @@ from .._base import PoolBase
 from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
 from ..config import call_timeout
 from ..errors import ConnectTimeout
-from ..proxy import OffloadedConnection, PooledConnection, detach
+from ..proxy import Cursors, OffloadedConnection, PooledConnection, close_cursors, detach
 from .backends import Backend, detect_backend, get_backend
 from .worker import ConnectAttempt, MaintenanceWorker
 
@@ -389,6 +389,7 @@ class ConnectionPool(PoolBase):
     def put(self, conn: PooledConnection) -> None:
         """Return a connection: reset it and hand it to the next waiter, or keep it idle.
 
+        The cursors taken from it are closed first (a closed connection ends them too).
         It is closed instead if the reset fails, if it is past ``max_age``, if ``max_idle``
         or ``max_age`` is 0, or if the pool is closed. Returning the same proxy twice is
         harmless; a connection from elsewhere is refused with ``ForeignConnection``.
@@ -398,6 +399,7 @@ class ConnectionPool(PoolBase):
         entry = conn._entry
         if entry is None:
             return  # returned already
+        cursors = conn._cursors
         detach(conn, self._released)
         state = self._state
         if entry.owner is not state and self._inherited(entry):
@@ -408,8 +410,8 @@ class ConnectionPool(PoolBase):
             raw = entry.conn
             if self._is_broken is not None and self._is_broken(raw):
                 reason = "broken"
-            elif self._reset is not None and self._needs_reset(raw):
-                reason = self._run_reset(entry)
+            elif cursors is not None or (self._reset is not None and self._needs_reset(raw)):
+                reason = self._run_reset(entry, cursors)
         if reason is not None:
             self._close_quietly(entry.conn, reason)
         with self._lock:
@@ -418,8 +420,21 @@ class ConnectionPool(PoolBase):
         if plan is not None:
             self._carry_out(plan)
 
-    def _run_reset(self, entry: Entry) -> str | None:
+    def _run_reset(self, entry: Entry, cursors: Any = None) -> str | None:
+        """Close the checkout's cursors, then reset the connection if it needs it.
+
+        Here, outside the lock and before the connection can be lent again: closing a
+        cursor may do I/O (MySQL drivers read the rest of its result). Each cursor closes
+        in the thread its own ``close()`` picks (an offloaded cursor: an OS thread).
+        """
         try:
+            if cursors is not None:
+                if type(cursors) is Cursors:
+                    close_cursors(cursors)
+                else:  # the usual one cursor, closed without a frame more
+                    cursors.close()
+                if self._reset is None or not self._needs_reset(entry.conn):
+                    return None
             self._call(self._reset, entry.conn)
         except Exception as exc:
             return self._reset_failed(exc)

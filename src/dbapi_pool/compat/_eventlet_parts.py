@@ -192,16 +192,29 @@ class PooledConnectionWrapper(GenericConnectionWrapper):
     """Lend one pooled connection: truthy while out; ``close()`` puts it back.
 
     Once back it is falsy, its methods raise ``AttributeError`` and ``close()`` does
-    nothing. Dropped while out, its connection is closed and its slot freed.
+    nothing; the cursors it gave are closed (upstream left them running on a connection
+    that may serve another borrower by then). Dropped while out, its connection is
+    closed and its slot freed.
     """
 
     _entry: Entry | None = None
     #: (pool, entry) once ``_destroy()`` took it off a checkout still out.
     _unwrapped: tuple[_CorePool, Entry] | None = None
+    #: The cursors it gave (``None`` until the first), closed when it goes back.
+    _cursors: list[Any] | None = None
 
     def __init__(self, baseconn: Any, pool: Any) -> None:
         super().__init__(baseconn)
         self._pool = pool
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        """Return a cursor of the wrapped connection, closed when the wrapper goes back."""
+        cursor = self._base.cursor(*args, **kwargs)
+        if self._cursors is None:
+            self._cursors = [cursor]
+        else:
+            self._cursors.append(cursor)
+        return cursor
 
     def __bool__(self) -> bool:
         return hasattr(self, "_base") and bool(self._base)
@@ -209,14 +222,23 @@ class PooledConnectionWrapper(GenericConnectionWrapper):
     __nonzero__ = __bool__
 
     def _destroy(self) -> None:
-        """Let go of the connection for good: the wrapper becomes falsy and useless."""
+        """Let go of the connection for good: the wrapper becomes falsy and useless.
+
+        Going back to its pool (called by ``put()`` outside the pool's lock, before the
+        cleanup), it first closes the cursors it gave, in this green thread (a tpooled
+        cursor in an OS thread); taken off by ``_unwrap_connection``, it leaves them to
+        the caller, who keeps the connection.
+        """
         entry, pool = self._entry, self._pool
         self._entry = self._pool = None
+        cursors, self._cursors = self._cursors, None
         if entry is not None and isinstance(pool, _CorePool):
             # Taken off a checkout still out: its slot stays taken until the connection,
             # this wrapper or None is put back.
             self._unwrapped = (pool, entry)
             cast(_Conn, entry.info).wrapper = None
+        elif cursors is not None and hasattr(self, "_base"):
+            _close_cursors(self._base, cursors, getattr(pool, "name", None))
         if hasattr(self, "_base"):
             del self._base
 
@@ -233,6 +255,26 @@ class PooledConnectionWrapper(GenericConnectionWrapper):
                 pool._abandon(entry)
             except Exception:  # interpreter shutdown
                 pass
+
+
+def _close_cursors(base: Any, cursors: list[Any], pool_name: str | None) -> None:
+    """Close the cursors of a returned checkout; if one cannot be closed, close the
+    connection (which ends them all): it must not reach the next borrower."""
+    try:
+        for cursor in cursors:
+            cursor.close()
+    except Exception as exc:
+        logger.warning(
+            "pool %r: closing a cursor of a returned connection failed (%s: %s); "
+            "closing the connection",
+            pool_name,
+            type(exc).__name__,
+            exc,
+        )
+        try:
+            base.close()
+        except Exception:  # already unusable: the cleanup or the next check will tell
+            pass
 
 
 class _Conn:
