@@ -6,7 +6,7 @@ Usage: ``python green_scenarios.py MODE`` with MODE ``gevent-patched``, ``eventl
 For each driver of the cooperation table, offloaded as "auto" decides and then forced the
 other way where that is safe, each case:
 - runs the classic idiom and a commit/rollback through ``pool.connection()``;
-- runs 16 green threads, each a 50 ms server-side sleep, through a pool of 16 (after a
+- runs 16 green threads, each a 300 ms server-side sleep, through a pool of 16 (after a
   warm-up round, so connects are not timed), while a ticker green thread sleeps 1 ms in a
   loop; reports the wall time and the ticker's worst lateness.
 """
@@ -37,8 +37,8 @@ PATCHED = MODE.endswith("-patched")
 if BACKEND == "gevent":
     import gevent
 
-    def spawn(fn: Any) -> Any:
-        return gevent.spawn(fn)
+    def spawn(fn: Any, *args: Any) -> Any:
+        return gevent.spawn(fn, *args)
 
     def join_all(handles: list[Any]) -> None:
         gevent.joinall(handles, raise_error=True)
@@ -47,8 +47,8 @@ if BACKEND == "gevent":
 else:
     import eventlet
 
-    def spawn(fn: Any) -> Any:
-        return eventlet.spawn(fn)
+    def spawn(fn: Any, *args: Any) -> Any:
+        return eventlet.spawn(fn, *args)
 
     def join_all(handles: list[Any]) -> None:
         for handle in handles:
@@ -66,7 +66,7 @@ from dbapi_pool import ConnectionPool  # noqa: E402
 
 PG = {"host": "127.0.0.1", "user": "postgres"}
 MY = {"host": "127.0.0.1", "user": "root"}
-PG_SLEEP, MY_SLEEP = "SELECT pg_sleep(0.05)", "SELECT SLEEP(0.05)"
+PG_SLEEP, MY_SLEEP = "SELECT pg_sleep(0.3)", "SELECT SLEEP(0.3)"
 # PyMySQL sets up TLS (23 ms of CPU) at every connect unless told not to; loopback here.
 DRIVERS: list[tuple[str, Any, dict[str, Any], str]] = [
     ("psycopg2", psycopg2, {**PG, "dbname": "test"}, PG_SLEEP),
@@ -115,14 +115,14 @@ def idiom(pool: ConnectionPool) -> bool:
 
 
 def hub(pool: ConnectionPool, sleep_sql: str) -> tuple[float, float]:
-    def work() -> None:
+    def work(sql: str = sleep_sql) -> None:
         with pool.connection() as conn:
             cur = conn.cursor()
-            cur.execute(sleep_sql)
+            cur.execute(sql)
             cur.fetchall()
             cur.close()
 
-    join_all([spawn(work) for _ in range(16)])  # warm-up: open the 16 connections
+    join_all([spawn(work, "SELECT 1") for _ in range(16)])  # warm-up: open the 16 connections
     worst = [0.0]
     running = [True]
 
