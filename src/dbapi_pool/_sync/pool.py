@@ -428,6 +428,8 @@ class ConnectionPool(PoolControl):
                         self._state.connect_failed(_monotonic(), conn)
                     else:
                         self._state.add_idle(conn, _monotonic())
+                if opened:  # max_connecting may have capped the refill: plan the next ones
+                    self._state.maintain(_monotonic())
                 plan = self._state.take_plan()  # type: ignore[assignment]
 
     def _connect_for_pool(self) -> Any:
