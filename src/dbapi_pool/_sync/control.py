@@ -106,7 +106,8 @@ class PoolControl(PoolBase):
         Each idle connection gets the driver's ping (a round trip), or where the driver
         has none, the socket probe. The dead ones' slots are refilled up to ``min_size``
         before this returns. Connections in use are not touched; checkouts meanwhile open
-        a new connection or wait, as when the idle ones are in use.
+        a new connection or wait, as when the idle ones are in use. A paused pool checks
+        nothing (returns 0).
         """
         entries = self._run_core(self._state.borrow_idle, _monotonic())
         replaced = self._check_entries(entries)
@@ -185,7 +186,8 @@ class PoolControl(PoolBase):
 
         Raises ``PoolTimeout`` after ``timeout`` seconds, chained to the last connect error
         (``raise ... from``: a wrong password or an unreachable server shows as the
-        cause), and ``PoolClosed`` if the pool is closed meanwhile.
+        cause), and ``PoolClosed`` if the pool is closed meanwhile. A paused pool opens
+        nothing: this then waits for ``resume()`` or times out.
         """
         state = self._state
         if not self._wait_for(lambda: state.ready or state.closed, timeout):
