@@ -15,13 +15,15 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
-from .._core import Entry
 from .._drivers import module_name, profile_for
 from .._sync import ConnectionPool as _CorePool
 from .._sync.backends import EventletBackend
 from .._sync.worker import ConnectAttempt
 from ..errors import UnknownHost
 from ..proxy import OffloadedCursor
+
+if TYPE_CHECKING:  # the core's entries pass through this layer, never made or read here
+    from .._core import Entry
 
 logger = logging.getLogger("dbapi_pool")
 _monotonic = time.monotonic
