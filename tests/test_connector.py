@@ -79,3 +79,80 @@ def test_concurrent_first_use_creates_one_pool() -> None:
 def test_credentials_must_be_a_mapping() -> None:
     with pytest.raises(TypeError, match="credentials must map"):
         DatabaseConnector(FakeDatabase(), [("h", {})])  # type: ignore[arg-type]
+
+
+# -- runtime control across the pools ------------------------------------------------------
+
+
+def filled(connector: DatabaseConnector, *keys: tuple[str, str]) -> list[ConnectionPool]:
+    pools = [connector.get(host, dbname) for host, dbname in keys]
+    for pool in pools:
+        pool.put(pool.get())
+    return pools
+
+
+def test_resize_applies_to_every_pool() -> None:
+    with DatabaseConnector(FakeDatabase(), {"default": {}}) as connector:
+        pools = filled(connector, ("h1", "a"), ("h2", "a"))
+        connector.resize(max_size=2)
+        assert [pool.config.max_size for pool in pools] == [2, 2]
+
+
+def test_resize_of_one_host_leaves_the_others() -> None:
+    with DatabaseConnector(FakeDatabase(), {"default": {}}, max_size=4) as connector:
+        h1a, h1b, h2 = filled(connector, ("h1", "a"), ("h1", "b"), ("h2", "a"))
+        connector.resize(max_size=1, host="h1")
+        assert (h1a.config.max_size, h1b.config.max_size, h2.config.max_size) == (1, 1, 4)
+
+
+def test_a_bad_size_changes_no_pool() -> None:
+    with DatabaseConnector(FakeDatabase(), {"default": {}}) as connector:
+        first, second = filled(connector, ("h1", "a"), ("h2", "a"))
+        second.resize(max_size=1)
+        with pytest.raises(ValueError, match="min_size"):
+            connector.resize(min_size=2)  # fine for the first pool, not the second
+        assert (first.config.min_size, second.config.min_size) == (0, 0)
+
+
+def test_drain_closes_the_idle_connections_of_every_pool() -> None:
+    db = FakeDatabase()
+    with DatabaseConnector(db, {"default": {}}) as connector:
+        pools = filled(connector, ("h1", "a"), ("h2", "a"))
+        connector.drain()
+        assert db.closes == 2
+        assert [pool.stats().closes["drained"] for pool in pools] == [1, 1]
+
+
+def test_pause_and_resume_one_database() -> None:
+    with DatabaseConnector(FakeDatabase(), {"default": {}}) as connector:
+        paused, running = filled(connector, ("h1", "a"), ("h1", "b"))
+        connector.pause(host="h1", dbname="a")
+        assert paused.paused and not running.paused
+        connector.resume(host="h1", dbname="a")
+        assert not paused.paused
+
+
+def test_check_counts_the_dead_connections_of_every_pool() -> None:
+    with DatabaseConnector(FakeDatabase(), {"default": {}}) as connector:
+        assert connector.check() == 0  # the generic profile finds none dead
+
+
+def test_wait_ready_waits_for_the_min_size_of_every_pool() -> None:
+    with DatabaseConnector(FakeDatabase(), {"default": {}}, min_size=2) as connector:
+        pools = [connector.get("h1", "a"), connector.get("h2", "a")]
+        connector.wait_ready(timeout=10)
+        assert all(pool.stats().idle == 2 for pool in pools)
+
+
+def test_an_operation_on_an_unknown_host_names_it() -> None:
+    with DatabaseConnector(FakeDatabase(), {"default": {}}) as connector:
+        filled(connector, ("h1", "a"))
+        with pytest.raises(UnknownHost, match="h9"):
+            connector.drain(host="h9")
+
+
+def test_an_operation_on_a_closed_connector_raises_pool_closed() -> None:
+    connector = DatabaseConnector(FakeDatabase(), {"default": {}})
+    connector.close()
+    with pytest.raises(PoolClosed):
+        connector.pause()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
+from ._closing import CONFIRMED_REASONS, WaitReadable, close_connections
 from ._core import Entry, Plan, PoolState, PoolStats
 from ._core.state import PING, PROBE
 from ._drivers import SECRET_KWARGS, DriverProfile, module_name, profile_for
@@ -162,6 +163,15 @@ class PoolBase:
 
     #: Carry out, outside the lock, the I/O the core planned: each front-end its own way.
     _carry_out: Callable[[Plan], Any]
+
+    def _run_core(self, op: Callable[..., Any], *args: Any) -> Any:
+        """Run a core operation under the lock; carry out its plan after releasing it."""
+        with self._lock:
+            result = op(*args)
+            plan = self._state.take_plan()
+        if plan:
+            self._carry_out(plan)
+        return result
 
     def _setup(self) -> None:
         """Finish the construction in the front-end (called last by ``__init__``)."""
@@ -326,9 +336,37 @@ class PoolBase:
 
     def _close_quietly(self, conn: Any, reason: str) -> None:
         """Close a driver connection (blocking); log, never raise, a failure."""
-        try:
-            self._call(conn.close)
-        except Exception as exc:
+        self._close_many([(conn, reason)])
+
+    # -- closes confirmed on the server (issue 11, defect 1; see _closing.py) --------------
+
+    #: How a close confirmed on the server waits for its socket: ``None`` blocks the OS
+    #: thread (threads, and every close run in an OS thread); a green pool calling the
+    #: driver directly sets a cooperative wait.
+    _server_wait: WaitReadable | None = None
+
+    def _close_many(self, items: list[tuple[Any, str]]) -> None:
+        """Close driver connections, each with its reason; log, never raise, a failure.
+
+        Closes an operation asked for (``close()``, ``clear()``, ``drain()``,
+        ``resize()``) return only once the server ended the sessions (bounded), where the
+        driver exposes its socket.
+        """
+        confirm = any(reason in CONFIRMED_REASONS for _, reason in items)
+        conns = [conn for conn, _ in items]
+        fileno = self.profile.fileno
+        errors = self._call(close_connections, conns, fileno, confirm, self._server_wait)
+        for (_, reason), exc in zip(items, errors, strict=True):
+            if exc is None:
+                if reason == "broken":  # killed by the server, or failed with a "dead" error
+                    logger.warning(
+                        "pool %r: a connection came back broken (the driver reported it "
+                        "dead); closed it",
+                        self.name,
+                    )
+                else:
+                    logger.debug("pool %r: closed a connection (%s)", self.name, reason)
+                continue
             logger.warning(
                 "pool %r: closing a connection (%s) failed: %s: %s",
                 self.name,
@@ -336,15 +374,6 @@ class PoolBase:
                 type(exc).__name__,
                 exc,
             )
-        else:
-            if reason == "broken":  # killed by the server, or failed with a "dead" error
-                logger.warning(
-                    "pool %r: a connection came back broken (the driver reported it dead); "
-                    "closed it",
-                    self.name,
-                )
-            else:
-                logger.debug("pool %r: closed a connection (%s)", self.name, reason)
 
     def _needs_reset(self, conn: Any) -> bool:
         """Tell whether a returned connection must go through the reset."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -126,6 +127,76 @@ class DatabaseConnector(_Connector[ConnectionPool]):
 
     def _discard(self, pool: ConnectionPool) -> None:
         pool.close()
+
+    # -- runtime control, over every pool or one host's (or one database's) ----------------
+
+    def resize(
+        self,
+        min_size: int | None = None,
+        max_size: int | None = None,
+        *,
+        host: str | None = None,
+        dbname: str | None = None,
+    ) -> None:
+        """Resize the pools created so far (``host``/``dbname``: only theirs).
+
+        See :meth:`ConnectionPool.resize`; pools created later keep the connector's
+        settings. A bad size raises ``ValueError`` before any pool changes.
+        """
+        pools = self._matching(host, dbname)
+        sizes = {"min_size": min_size, "max_size": max_size}
+        changes = {name: size for name, size in sizes.items() if size is not None}
+        for pool in pools:  # every pool validates first: all change, or none
+            pool.config.replace(**changes)
+        for pool in pools:
+            pool.resize(min_size, max_size)
+
+    def drain(self, *, host: str | None = None, dbname: str | None = None) -> None:
+        """Replace every open connection of the pools (after a failover, say)."""
+        for pool in self._matching(host, dbname):
+            pool.drain()
+
+    def pause(self, *, host: str | None = None, dbname: str | None = None) -> None:
+        """Pause the pools: checkouts wait (bounded by their timeout) until resume()."""
+        for pool in self._matching(host, dbname):
+            pool.pause()
+
+    def resume(self, *, host: str | None = None, dbname: str | None = None) -> None:
+        """Resume paused pools; callers that waited are served in order."""
+        for pool in self._matching(host, dbname):
+            pool.resume()
+
+    def check(self, *, host: str | None = None, dbname: str | None = None) -> int:
+        """Check every idle connection of the pools; return how many were dead."""
+        return sum(pool.check() for pool in self._matching(host, dbname))
+
+    def wait_ready(
+        self, timeout: float = 30.0, *, host: str | None = None, dbname: str | None = None
+    ) -> None:
+        """Return once every pool has ``min_size`` connections open (``PoolTimeout``
+        after ``timeout`` seconds in all)."""
+        deadline = time.monotonic() + timeout
+        for pool in self._matching(host, dbname):
+            pool.wait_ready(max(0.0, deadline - time.monotonic()))
+
+    def _matching(self, host: str | None, dbname: str | None) -> list[ConnectionPool]:
+        """Return the pools of ``host`` and ``dbname`` (``None``: any); refuse if closed.
+
+        A name that matches no pool is an error (``UnknownHost``): a typo must not pass
+        for a pool with nothing to do.
+        """
+        if self._closed:
+            raise self._closed_error()
+        pools = [
+            pool
+            for (pool_host, pool_db), pool in self.pools().items()
+            if host in (None, pool_host) and dbname in (None, pool_db)
+        ]
+        if not pools and (host is not None or dbname is not None):
+            raise UnknownHost(
+                f"no pool for host={host!r} dbname={dbname!r} (created: {sorted(self.pools())})"
+            )
+        return pools
 
     def close(self) -> None:
         """Close every pool; the connector creates no more."""

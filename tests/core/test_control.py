@@ -324,3 +324,11 @@ def test_keepalive_makes_maintenance_wake_when_an_idle_connection_falls_due() ->
 def test_keepalive_must_be_positive() -> None:
     with pytest.raises(ValueError, match="keepalive must be > 0"):
         make_state(keepalive=0)
+
+
+def test_keepalive_makes_maintenance_look_again_while_connections_are_in_use() -> None:
+    # One in use now is returned later, and due a ping keepalive after that: waking at
+    # now + keepalive is early enough (without it, the worker slept its idle minute).
+    state = make_state(max_size=2, max_idle=None, max_age=None, keepalive=30.0)
+    open_entry(state)
+    assert state.maintain(5.0) == 35.0

@@ -26,7 +26,7 @@ else:
     sleep, spawn = eventlet.sleep, eventlet.spawn
 
 from dbapi_pool import ConnectionPool  # noqa: E402 (after monkey-patching)
-from dbapi_pool._core.state import PoolState  # noqa: E402
+from dbapi_pool._core import PoolState  # noqa: E402
 from dbapi_pool.testing.fakedb import FakeDatabase  # noqa: E402
 
 finalized: list[str] = []

@@ -355,6 +355,25 @@ def test_item_lends_a_connection_for_a_with_block(
     assert pool.current_size == 1 and len(pool.free_items) == 1
 
 
+@pytest.mark.parametrize("driver", ["psycopg2"])
+@pytest.mark.parametrize("cls", ["TpooledConnectionPool", "RawConnectionPool"])
+def test_clear_returns_after_the_server_ended_the_sessions(
+    make_pool: Callable[..., Any], server: Server, cls: str
+) -> None:
+    # Issue 11, defect 1: psycopg2 unpatched (so offloaded by the tpooled pool); without
+    # the wait for the server, a session of three was still listed in about a third of
+    # the rounds.
+    for _ in range(20):
+        pool = make_pool(getattr(db_pool, cls))
+        held = [pool.get() for _ in range(3)]
+        sessions = [server.session(conn) for conn in held]
+        for conn in held:
+            pool.put(conn)
+        pool.clear()
+        assert server.alive(*sessions) == 0
+        pool.close()
+
+
 def test_clear_closes_every_idle_connection(make_pool: Callable[..., Any], server: Server) -> None:
     pool = make_pool(min_size=2)
     idle = [pool.get(), pool.get()]

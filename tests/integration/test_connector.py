@@ -79,3 +79,37 @@ def test_connector_without_default_refuses_unknown_host(dbenv: Database) -> None
     assert connector.pools() == {}
     tag, _ = _entry_used(dbenv, connector.get("127.0.0.1", "test"))
     assert tag == "loopback"
+
+
+@pytest.mark.parametrize("dbenv", driver_params("psycopg2", "pymysql"), indirect=True)
+def test_connector_drains_one_host_and_checks_every_pool(dbenv: Database) -> None:
+    kwargs = dict(dbenv.spec.base_kwargs)
+    kwargs.pop("host")
+    kwargs.pop("dbname", None)
+    kwargs.pop("database", None)
+    connector = DatabaseConnector(dbenv.module, {"default": kwargs}, max_size=2)
+    dbenv.defer(connector.close)
+    loopback, local = connector.get("127.0.0.1", "test"), connector.get("localhost", "test")
+    sessions = []
+    for pool in (loopback, local):
+        with pool.connection() as conn:
+            sessions.append(dbenv.session_id(conn))
+    connector.drain(host="127.0.0.1")
+    if dbenv.server == "postgres":
+        assert dbenv.alive_count(sessions[:1]) == 0  # at once: drain() waited for it
+    assert dbenv.wait_gone(sessions[:1])
+    assert dbenv.is_alive(sessions[1])
+    connector.resize(max_size=1)
+    assert loopback.config.max_size == local.config.max_size == 1
+    killer = "SELECT pg_terminate_backend(%s)" if dbenv.server == "postgres" else None
+    if killer is not None:
+        dbenv.monitor_query(killer, [int(sessions[1])])
+    else:
+        dbenv.monitor_execute(f"KILL {int(sessions[1])}")
+    assert dbenv.wait_gone(sessions[1:])
+    assert connector.check() == 1
+    connector.pause()
+    assert loopback.paused and local.paused
+    connector.resume()
+    with local.connection() as conn:
+        assert dbenv.session_id(conn) != sessions[1]

@@ -253,6 +253,8 @@ class PoolState(PoolCore):
         keepalive = self.config.keepalive
         if keepalive is not None:
             deadlines += [max(e.last_used_at, e.pinged_at) + keepalive for e in self.idle]
+            if self.in_use:  # one returned later is due later than now + keepalive
+                deadlines.append(now + keepalive)
         max_idle = self.config.max_idle
         if max_idle is not None:
             # An entry returned later than now expires later than now + max_idle, so this

@@ -13,15 +13,17 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from types import TracebackType
 from typing import Any
 
-from .._base import PoolBase
+from .._closing import green_wait_readable
 from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
 from ..config import call_timeout
 from ..errors import ConnectTimeout
 from ..proxy import Cursors, OffloadedConnection, PooledConnection, close_cursors, detach
 from .backends import Backend, detect_backend, get_backend
+from .control import PoolControl
 from .worker import ConnectAttempt, MaintenanceWorker
 
 __all__ = ["ConnectionPool"]
@@ -37,7 +39,7 @@ _PLAIN_NUMBERS = (int, float)
 THREADS_HANDOFF_AFTER = 0.005
 
 
-class ConnectionPool(PoolBase):
+class ConnectionPool(PoolControl):
     """Pool connections of any DB-API 2.0 driver for OS threads or green threads.
 
     Takes the driver module, its ``connect()`` arguments and the pool settings described
@@ -85,6 +87,10 @@ class ConnectionPool(PoolBase):
         self._backend: Backend = get_backend(self._backend_choice, self.name)
         self._offload = self._choose_offload(self._backend, self._offload_choice)
         self._proxy_type = PooledConnection if self._offload is None else OffloadedConnection
+        if self._offload is None and self._cooperates(self._backend):
+            # Closes run in the green thread, and the driver yields to the hub: so does the
+            # wait for the server (a driver that blocks the hub anyway waits blocking).
+            self._server_wait = green_wait_readable(self._backend.name)
         #: Makes what get() hands out, from ``(pool, entry)``: a hook for layers that lend
         #: their own wrapper (the eventlet compat module), which then also override put().
         self._make_proxy: Any = self._proxy_type.lend
@@ -125,10 +131,7 @@ class ConnectionPool(PoolBase):
                 )
             return None
         if choice == "auto":
-            cooperates = self.profile.cooperates
-            choice = not (
-                cooperates is not None and cooperates(backend.name, backend.sockets_patched())
-            )
+            choice = not self._cooperates(backend)
         if not choice:
             return None
         # A few more threads than connections: connects and closes of a full pool.
@@ -137,6 +140,13 @@ class ConnectionPool(PoolBase):
         if close is not None:  # its threads stop when the pool (and all it lent) is gone
             weakref.finalize(self, close)
         return offload
+
+    def _cooperates(self, backend: Backend) -> bool:
+        """Tell whether the driver yields to the green hub by itself."""
+        cooperates = self.profile.cooperates
+        return backend.green and bool(
+            cooperates is not None and cooperates(backend.name, backend.sockets_patched())
+        )
 
     @property
     def backend(self) -> str:
@@ -226,11 +236,7 @@ class ConnectionPool(PoolBase):
         except Exception as exc:
             self._check_failed(exc)
             self._close_quietly(entry.conn, "failed_check")
-            with self._lock:
-                self._state.checkin(entry, _monotonic(), "failed_check")
-                plan = self._state.take_plan()
-            if plan is not None:
-                self._carry_out(plan)
+            self._run_core(self._state.checkin, entry, _monotonic(), "failed_check")
             return False
         return True
 
@@ -279,12 +285,7 @@ class ConnectionPool(PoolBase):
         if waiter.signal.acquire(True, max(0.0, first)):
             waiter.signal.release()  # keep it up for the wait that reads the result
             return None
-        with self._lock:
-            got = self._state.poll_waiter(waiter, _monotonic())
-            plan = self._state.take_plan() if self._state.plan is not None else None
-        if plan is not None:
-            self._carry_out(plan)
-        return got
+        return self._run_core(self._state.poll_waiter, waiter, _monotonic())  # type: ignore[no-any-return]
 
     def _sweep_by(self, deadline: float) -> None:
         """Have the maintenance worker time out waiters at ``deadline`` (green backends)."""
@@ -298,6 +299,7 @@ class ConnectionPool(PoolBase):
             worker.poke()
 
     def _maintain(self) -> float | None:
+        self._keepalive()
         delay = super()._maintain()
         if not self._backend.green:
             return delay
@@ -313,11 +315,10 @@ class ConnectionPool(PoolBase):
         return due if delay is None else min(delay, due)
 
     def _give_up(self, waiter: Waiter, *, timed_out: bool) -> None:
-        with self._lock:
-            self._state.cancel_waiter(waiter, _monotonic(), timed_out=timed_out)
-            plan = self._state.take_plan()
-        if plan is not None:
-            self._carry_out(plan)
+        self._run_core(self._cancel_locked, waiter, timed_out)
+
+    def _cancel_locked(self, waiter: Waiter, timed_out: bool) -> None:
+        self._state.cancel_waiter(waiter, _monotonic(), timed_out=timed_out)
 
     def _connect(self) -> PooledConnection:
         """Open a connection into the slot the core reserved for this caller."""
@@ -378,11 +379,7 @@ class ConnectionPool(PoolBase):
         """Close a connection that arrived after its caller gave up, and free its slot."""
         if conn is not None:
             self._close_quietly(conn, "late_connect")
-        with self._lock:
-            self._state.connect_abandoned(closed=conn is not None)
-            plan = self._state.take_plan()
-        if plan is not None:
-            self._carry_out(plan)
+        self._run_core(partial(self._state.connect_abandoned, closed=conn is not None))
 
     # -- return --------------------------------------------------------------------------
 
@@ -442,11 +439,7 @@ class ConnectionPool(PoolBase):
             # Interrupted mid-reset: the session state is unknown, so close it, free the
             # slot, and let the interruption go on.
             self._close_quietly(entry.conn, "reset_failed")
-            with self._lock:
-                self._state.checkin(entry, _monotonic(), "reset_failed")
-                plan = self._state.take_plan()
-            if plan is not None:
-                self._carry_out(plan)
+            self._run_core(self._state.checkin, entry, _monotonic(), "reset_failed")
             raise
         return None
 
@@ -459,9 +452,8 @@ class ConnectionPool(PoolBase):
                 waiter.signal.release()
             if not plan.close and not plan.connect:
                 return  # a hand-over only: nothing was done that could plan more
-            if plan.close:
-                for entry in plan.close:
-                    self._close_quietly(entry.conn, entry.close_reason or "pool_closed")
+            if plan.close:  # in one go: closes that must be confirmed wait together
+                self._close_many([(e.conn, e.close_reason or "pool_closed") for e in plan.close])
             opened = [self._connect_for_pool() for _ in range(plan.connect)]
             outcomes = []
             with self._lock:
@@ -473,6 +465,8 @@ class ConnectionPool(PoolBase):
                         self._state.connect_failed(_monotonic(), conn)
                     else:
                         self._state.add_idle(conn, _monotonic())
+                if opened:  # max_connecting may have capped the refill: plan the next ones
+                    self._state.maintain(_monotonic())
                 plan = self._state.take_plan()  # type: ignore[assignment]
             for conn, failures in zip(opened, outcomes, strict=True):
                 self._log_connect(conn if isinstance(conn, BaseException) else None, failures)
@@ -492,6 +486,7 @@ class ConnectionPool(PoolBase):
             and config.max_idle is None
             and config.max_age is None
             and config.leak_timeout is None
+            and config.keepalive is None
             and not config.min_size
         ):
             return  # nothing would ever be due
@@ -521,26 +516,6 @@ class ConnectionPool(PoolBase):
         conn = self.get(timeout)
         with conn:
             yield conn
-
-    def close(self, timeout: float | None = None) -> None:
-        """Close the pool: idle connections now, checked-out ones when returned.
-
-        Waiting callers get ``PoolClosed``; so does every later ``get()``.
-        """
-        if self._abandoned:
-            self._collect_abandoned()
-        with self._lock:
-            already = self._state.closed
-            self._state.close()
-            plan = self._state.take_plan()
-            worker, self._worker = self._worker, None
-        if plan is not None:
-            self._carry_out(plan)
-        if worker is not None:
-            worker.stop()
-            worker.join(timeout)
-        if not already:
-            logger.info("pool %r: closed", self.name)
 
     def __enter__(self) -> ConnectionPool:
         return self

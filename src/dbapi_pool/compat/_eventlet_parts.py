@@ -11,16 +11,19 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
-from .._core import Entry
 from .._drivers import module_name, profile_for
 from .._sync import ConnectionPool as _CorePool
 from .._sync.backends import EventletBackend
 from .._sync.worker import ConnectAttempt
+from ..errors import UnknownHost
 from ..proxy import OffloadedCursor
+
+if TYPE_CHECKING:  # the core's entries pass through this layer, never made or read here
+    from .._core import Entry
 
 logger = logging.getLogger("dbapi_pool")
 _monotonic = time.monotonic
@@ -290,3 +293,57 @@ class _Conn:
 
 def _data(conn: Any) -> _Conn:
     return cast(_Conn, conn.info)
+
+
+class DatabaseConnector:
+    """Keep a pool per ``(host, dbname)``, created on first use (upstream's pool of pools).
+
+    ``credentials`` maps a host name to its ``connect()`` keywords; the ``'default'`` entry
+    serves the others. ``conn_pool`` is the pool class (default ``ConnectionPool``);
+    ``*args`` and ``**kwargs`` go to every pool.
+    """
+
+    def __init__(
+        self,
+        module: Any,
+        credentials: Mapping[str, Mapping[str, Any]],
+        conn_pool: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        if conn_pool is None:
+            from .eventlet_db_pool import ConnectionPool as conn_pool
+        self._conn_pool_class = conn_pool
+        self._module = module
+        self._args = args
+        self._kwargs = kwargs
+        self._credentials = credentials
+        self._databases: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def credentials_for(self, host: str) -> Mapping[str, Any]:
+        """Return the connect keywords for ``host``: its own entry, else ``'default'``;
+        raise :class:`~dbapi_pool.errors.UnknownHost` (a ``KeyError``) if neither exists."""
+        for key in (host, "default"):
+            if key in self._credentials:
+                return self._credentials[key]
+        known = ", ".join(repr(name) for name in self._credentials)
+        raise UnknownHost(f"no credentials for host {host!r} and no 'default' ({known})")
+
+    def get(self, host: str, dbname: str) -> Any:
+        """Return the pool (not a connection) for ``(host, dbname)``, created on first use
+        with the connector's keywords, ``host`` and ``db``, then ``credentials_for(host)``."""
+        key = (host, dbname)
+        pool = self._databases.get(key)
+        if pool is not None:
+            return pool
+        kwargs = {**self._kwargs, "db": dbname, "host": host}
+        kwargs.update(self.credentials_for(host))
+        # Made outside the lock (a constructor may connect, and yield); a pool that lost
+        # the race to another green thread is closed unused.
+        made = self._conn_pool_class(self._module, *self._args, **kwargs)
+        with self._lock:
+            pool = self._databases.setdefault(key, made)
+        if pool is not made and callable(getattr(made, "close", None)):
+            made.close()
+        return pool

@@ -33,23 +33,19 @@ Where upstream is silent or broken (none of its defects is reproduced):
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from .._core import Entry, Plan, Waiter
 from .._drivers import profile_for
 from .._sync import ConnectionPool as _CorePool
-from ..config import PoolConfig
-from ..errors import UnknownHost
 from ._eventlet_parts import (
     ConnectTimeout,
+    DatabaseConnector,
     GenericConnectionWrapper,
     PooledConnectionWrapper,
     _Conn,
@@ -59,6 +55,9 @@ from ._eventlet_parts import (
     _TpooledConnection,
     cleanup_rollback,
 )
+
+if TYPE_CHECKING:  # the core's objects pass through this layer, never made or read here
+    from .._core import Entry, Plan
 
 __all__ = [
     "BaseConnectionPool",
@@ -309,9 +308,8 @@ class BaseConnectionPool(_CorePool):
             return
         state, now = self._state, _monotonic()
         reason = reason or state.retire_reason(entry, now)
-        config = self._config  # checked here too: the core reads some settings only once
-        if reason is None and (config.close_on_return or state.size > config.max_size):
-            reason = "close_on_return"  # max_idle or max_age set to 0, or a smaller max_size
+        if reason is None and state.size - state.closing > self._config.max_size:
+            reason = "resized"  # closed by checkin() anyway: spare it the cleanup
         if reason is None and cleanup is not None:
             reason = self._compat_cleanup(entry, cleanup, info.view)
         if reason is not None:
@@ -331,11 +329,7 @@ class BaseConnectionPool(_CorePool):
         return None
 
     def _compat_checkin(self, entry: Entry, now: float, reason: str | None) -> None:
-        with self._lock:
-            self._state.checkin(entry, now, reason)
-            plan = self._state.take_plan()
-        if plan is not None:
-            self._carry_out(plan)
+        self._run_core(self._state.checkin, entry, now, reason)
 
     def _compat_put_none(self) -> None:
         plan, lost = self._compat_take_lost(claim=True)
@@ -346,19 +340,17 @@ class BaseConnectionPool(_CorePool):
 
     def _compat_detach(self, entry: Entry | None) -> bool:
         """Free the slot of a checkout that will not come back (``None``: pick one)."""
-        with self._lock:
-            out = list(self._compat_out.values())
-            if entry is None and out:
-                entry = next((e for e in out if _data(e).wrapper is None), out[0])
-            if entry is None or entry not in out:
-                return False
-            del self._compat_out[id(_data(entry).view)]
-            _data(entry).detached = True
-            self._state.checkin(entry, _monotonic(), "abandoned")
-            plan = self._state.take_plan()
-        if plan is not None:
-            self._carry_out(plan)
-        return True
+        return bool(self._run_core(self._compat_detach_locked, entry))
+
+    def _compat_detach_locked(self, entry: Entry | None) -> bool:
+        out = list(self._compat_out.values())
+        if entry is None and out:
+            entry = next((e for e in out if _data(e).wrapper is None), out[0])
+        if entry is None or entry not in out:
+            return False
+        del self._compat_out[id(_data(entry).view)]
+        _data(entry).detached = True
+        return self._state.detach(entry)
 
     def _abandoned_plan(self) -> Plan | None:
         return self._compat_take_lost(claim=False)[0]
@@ -404,56 +396,27 @@ class BaseConnectionPool(_CorePool):
         """Count the callers blocked in ``get()``."""
         return len(self._state.waiters)
 
-    def resize(self, new_size: int) -> None:
+    def resize(self, new_size: int) -> None:  # type: ignore[override]  # upstream's
         """Change ``max_size``: new room serves waiters at once; a surplus is closed as
         connections come back."""
         self.max_size = new_size
 
     def _compat_reconfigure(self, name: str, value: Any) -> None:
         settings = {**self._compat_settings, name: value}
-        core = self._compat_core_settings(settings)
-        built = PoolConfig.build(self.name, **core)  # validated; the rest is kept as is
-        config = dataclasses.replace(self._config, **{key: getattr(built, key) for key in core})
-        with self._lock:
-            self._config = self._state.config = config
-            woken = self._compat_grant_room(_monotonic())
-            plan = self._state.take_plan()
+        # Validated by replace(); the settings this layer does not map are kept as is.
+        config = self._config.replace(**self._compat_core_settings(settings))
+        if not self._state.closed:  # upstream let a closed pool's attributes be set
+            self._run_core(self._compat_apply, config)
         self._compat_settings = settings
-        for waiter in woken:
-            waiter.signal.release()
-        if plan is not None:
-            self._carry_out(plan)
 
-    def _compat_grant_room(self, now: float) -> list[Waiter]:
-        """Give the oldest waiters the room a larger ``max_size`` made (lock held)."""
-        state, woken = self._state, []
-        while state.waiters:
-            try:
-                grant = state.checkout(now)
-            except Exception:  # the database is unreachable: the waiters learn it later
-                break
-            if grant is None:
-                break
-            waiter = state.waiters.popleft()
-            waiter.result = grant
-            woken.append(waiter)
-        return woken
+    def _compat_apply(self, config: Any) -> None:
+        self._state.reconfigure(config, _monotonic())
+        self._config = self._state.config
 
     def clear(self) -> None:
-        """Close every idle connection (those out are not touched)."""
-        now, idle = _monotonic(), []
-        with self._lock:
-            while not self._state.closed:
-                entry = self._state.checkout(now, connect=False)
-                if not isinstance(entry, Entry):
-                    break
-                idle.append(entry)
-            plan = self._state.take_plan()
-        if plan is not None:
-            self._carry_out(plan)
-        for entry in idle:
-            self._close_quietly(entry.conn, "cleared")
-            self._compat_checkin(entry, now, "pool_closed")
+        """Close every idle connection (those out are not touched); return once closed,
+        and (where the driver exposes its socket) gone from the server."""
+        self._run_core(self._state.clear_idle)
 
     def _unwrap_connection(self, conn: Any) -> Any:
         """Return a wrapper's connection (destroying the wrapper), ``x._base`` for another
@@ -492,55 +455,3 @@ class RawConnectionPool(BaseConnectionPool):
 
 
 ConnectionPool = TpooledConnectionPool
-
-
-class DatabaseConnector:
-    """Keep a pool per ``(host, dbname)``, created on first use (upstream's pool of pools).
-
-    ``credentials`` maps a host name to its ``connect()`` keywords; the ``'default'`` entry
-    serves the others. ``conn_pool`` is the pool class (default ``ConnectionPool``);
-    ``*args`` and ``**kwargs`` go to every pool.
-    """
-
-    def __init__(
-        self,
-        module: Any,
-        credentials: Mapping[str, Mapping[str, Any]],
-        conn_pool: Any = None,
-        *args: Any,
-        **kwargs: Any,
-    ) -> None:
-        self._conn_pool_class = conn_pool if conn_pool is not None else ConnectionPool
-        self._module = module
-        self._args = args
-        self._kwargs = kwargs
-        self._credentials = credentials
-        self._databases: dict[tuple[str, str], Any] = {}
-        self._lock = threading.Lock()
-
-    def credentials_for(self, host: str) -> Mapping[str, Any]:
-        """Return the connect keywords for ``host``: its own entry, else ``'default'``;
-        raise :class:`~dbapi_pool.errors.UnknownHost` (a ``KeyError``) if neither exists."""
-        for key in (host, "default"):
-            if key in self._credentials:
-                return self._credentials[key]
-        known = ", ".join(repr(name) for name in self._credentials)
-        raise UnknownHost(f"no credentials for host {host!r} and no 'default' ({known})")
-
-    def get(self, host: str, dbname: str) -> Any:
-        """Return the pool (not a connection) for ``(host, dbname)``, created on first use
-        with the connector's keywords, ``host`` and ``db``, then ``credentials_for(host)``."""
-        key = (host, dbname)
-        pool = self._databases.get(key)
-        if pool is not None:
-            return pool
-        kwargs = {**self._kwargs, "db": dbname, "host": host}
-        kwargs.update(self.credentials_for(host))
-        # Made outside the lock (a constructor may connect, and yield); a pool that lost
-        # the race to another green thread is closed unused.
-        made = self._conn_pool_class(self._module, *self._args, **kwargs)
-        with self._lock:
-            pool = self._databases.setdefault(key, made)
-        if pool is not made and callable(getattr(made, "close", None)):
-            made.close()
-        return pool
