@@ -439,6 +439,8 @@ class Trial:
     window: float = 0.0
     counts: list[int] = field(default_factory=list)
     waits: list[float] = field(default_factory=list)
+    #: Seconds per request, from asking for a connection to having returned it.
+    latencies: list[float] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
     stats: dict[str, Any] | None = None
     error: str | None = None
@@ -479,15 +481,17 @@ class Trial:
 
 
 async def run_task(
-    index: int, operation: Operation, window: Window, counts: list[int], waits: list[float]
+    index: int, operation: Operation, window: Window, counts: list[int], trial: Trial
 ) -> None:
-    """Repeat the request until the window ends; count those that end inside it."""
+    """Repeat the request until the window ends; count and time those that end inside it."""
+    waits, latencies = trial.waits, trial.latencies
     try:
-        while perf_counter() < window.end:
+        while (start := perf_counter()) < window.end:
             wait = await operation(index)
             done = perf_counter()
             if window.start <= done < window.end:
                 counts[index] += 1
+                latencies.append(done - start)
                 if wait is not None:
                     waits.append(wait)
     except Exception as exc:
@@ -514,9 +518,7 @@ async def drive(workload: Workload, settings: Settings, trial: Trial) -> None:
     counts = [0] * workload.tasks
     begin = perf_counter()
     window = Window(begin + settings.warmup, begin + settings.warmup + settings.duration)
-    jobs = [
-        run_task(i, workload.operation, window, counts, trial.waits) for i in range(workload.tasks)
-    ]
+    jobs = [run_task(i, workload.operation, window, counts, trial) for i in range(workload.tasks)]
     await asyncio.gather(*jobs, tick(window, trial))
     if window.error is not None:
         raise window.error
@@ -564,6 +566,10 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
+#: The percentiles reported of the waits and of the whole requests.
+PERCENTILES = (("p50", 50.0), ("p99", 99.0), ("p99.9", 99.9))
+
+
 def jain(counts: Sequence[int]) -> float:
     """Return Jain's fairness index of per-task (or per-worker) counts (1 = all equal)."""
     total = sum(counts)
@@ -602,8 +608,14 @@ def summarize(trials: Sequence[Trial], row: str) -> dict[str, Any]:
         "spread_pct": (max(rates) - min(rates)) / mid * 100 if rates else float("nan"),
         "vs_baseline": median(paired_ratios(trials, row, BASELINE)),
         "vs_reference": median(paired_ratios(trials, row, REFERENCE)),
-        "wait_p50_ms": median([percentile(t.waits, 50) * 1e3 for t in ok if t.waits]),
-        "wait_p99_ms": median([percentile(t.waits, 99) * 1e3 for t in ok if t.waits]),
+        **{
+            f"{kind}_{name}_ms": median([percentile(v, q) * 1e3 for v in samples if v])
+            for kind, samples in (
+                ("wait", [t.waits for t in ok]),
+                ("req", [t.latencies for t in ok]),
+            )
+            for name, q in PERCENTILES
+        },
         "lag_p50_ms": median([percentile(t.lags, 50) * 1e3 for t in ok]),
         "lag_p99_ms": median([percentile(t.lags, 99) * 1e3 for t in ok]),
         "lag_max_ms": max((max(t.lags) * 1e3 for t in ok if t.lags), default=float("nan")),
@@ -623,6 +635,10 @@ COLUMNS = (
     ("÷psycopg_pool", "{:.3f}", 14),
     ("wait p50", "{:.2f}", 9),
     ("wait p99", "{:.2f}", 9),
+    ("wait p99.9", "{:.2f}", 10),
+    ("req p50", "{:.2f}", 8),
+    ("req p99", "{:.2f}", 8),
+    ("req p99.9", "{:.2f}", 9),
     ("lag p50", "{:.2f}", 8),
     ("lag p99", "{:.2f}", 8),
     ("lag max", "{:.1f}", 8),
@@ -634,7 +650,8 @@ COLUMNS = (
 )
 RATE_KEYS = ("cpu_us_per_op", "switches_per_op", "loop_busy")
 LEGEND = (
-    "medians over reps; wait = time to get a connection (ms); lag = lateness of a 1 ms sleep "
+    "medians over reps; wait = time to get a connection (ms); req = the whole request, from "
+    "asking for a connection to\nhaving returned it (ms); lag = lateness of a 1 ms sleep "
     "(ms; max = worst rep);\ncpu µs/op = this process's CPU (all threads) per op; csw/op = "
     "its context switches per op; loop busy = CPU share of the event-loop thread"
 )
@@ -646,6 +663,10 @@ KEYS = (
     "vs_reference",
     "wait_p50_ms",
     "wait_p99_ms",
+    "wait_p99.9_ms",
+    "req_p50_ms",
+    "req_p99_ms",
+    "req_p99.9_ms",
     "lag_p50_ms",
     "lag_p99_ms",
     "lag_max_ms",
@@ -759,6 +780,7 @@ def write_json(path: str, settings: Settings, trials: Sequence[Trial], report: A
             "ops_per_s": t.ops_per_s,
             "counts": t.counts,
             "waits_ms": [round(w * 1e3, 4) for w in t.waits],
+            "latencies_ms": [round(w * 1e3, 4) for w in t.latencies],
             "lags_ms": [round(lag * 1e3, 4) for lag in t.lags],
             **t.rates(),
             "pool_stats": t.stats,

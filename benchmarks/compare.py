@@ -265,7 +265,9 @@ def asyncio_trial(raw: Any) -> Trial:
     rates = raw.rates() if raw.error is None else {}
     cpu = rates.get("cpu_us_per_op", float("nan")) * raw.ops / 1e6
     switches = rates.get("switches_per_op", float("nan")) * raw.ops
-    return Trial(S5, raw.row, raw.rep, raw.window, raw.counts, raw.waits, cpu, switches, raw.error)
+    trial = Trial(S5, raw.row, raw.rep, raw.window, raw.counts, raw.waits, raw.latencies)
+    trial.cpu, trial.switches, trial.error = cpu, switches, raw.error
+    return trial
 
 
 def run_green(settings: Settings, tables: Sequence[Table], endpoints: Endpoints) -> list[Trial]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compare_rows import Target
-from compare_runner import Trial, median, paired_ratios, summarize
+from compare_runner import PERCENTILES, SAMPLE_EVERY, Trial, median, paired_ratios, summarize
 
 
 @dataclass(frozen=True)
@@ -121,8 +121,8 @@ def columns(table: Table) -> list[tuple[str, str, str]]:
         cols.append(("base", "baseline", "{}"))
     if table.ideal:
         cols.append(("÷ideal", "vs_ideal", "{:.3f}"))
-    if table.timed:
-        cols += [("wait p50", "wait_p50_ms", "{:.3f}"), ("wait p99", "wait_p99_ms", "{:.3f}")]
+    for kind, title in (("wait", "wait"), ("req", "req")):
+        cols += [(f"{title} {p}", f"{kind}_{p}_ms", "{:.3f}") for p, _ in PERCENTILES]
     cols += [("served", "served", "{:.0%}"), ("Jain", "jain", "{:.3f}")]
     cols += [("cpu µs/op", "cpu_us_per_op", "{:.1f}"), ("csw/op", "switches_per_op", "{:.2f}")]
     return cols
@@ -182,7 +182,8 @@ def render(
     rows = body(table, summaries, verdicts, cols)
     cells = [head, *(line for line in rows if isinstance(line, list))]
     widths = [max(len(line[i]) for line in cells) for i in range(len(head))]
-    lines = [f"{table.id}: {table.title}"]
+    sampled = "" if table.timed else f" (wait and req: one request in {SAMPLE_EVERY} timed)"
+    lines = [f"{table.id}: {table.title}{sampled}"]
     for line in [head, *rows]:
         if isinstance(line, str):
             lines.append(line)
@@ -206,7 +207,9 @@ LEGEND = """\
 Medians over the repetitions. ÷base: median of (row ÷ its baseline in the same repetition);
 baselines ("nopool...") give min(workers, size) workers one connection each, no pool: the
 physical limit. spread: (max - min) / median of ops/s. wait: ms from asking for a connection
-to having it (- where not measured; for connect rows, the connect itself). served: share of
+to having it (- for baselines; for connect rows, the connect itself); req: ms from asking for
+a connection to having returned it (the whole request); p50/p99/p99.9: each repetition's
+percentile, then the median over repetitions (S1: one request in 32 timed). served: share of
 workers that completed >= 1 request in the window; Jain: fairness of per-worker counts
 (1 = equal). cpu µs/op: CPU of the whole process (all threads; not the database server) per
 request; csw/op: its context switches (voluntary + involuntary) per request."""

@@ -375,7 +375,7 @@ def run_trial(
         setup = make_setup(row, endpoints, scenario.workers, scenario.size)
         if row.in_asyncio:
             opened = row.open(setup)
-            asyncio.run(drive_tasks(opened, trial, warmup, duration, scenario.timed))  # type: ignore[arg-type]
+            asyncio.run(drive_tasks(opened, trial, warmup, duration))  # type: ignore[arg-type]
         else:
             with row.open(setup) as workers:  # type: ignore[union-attr]
                 drive(workers, trial, warmup, duration, scenario.timed)
@@ -389,11 +389,10 @@ async def drive_tasks(
     trial: Trial,
     warmup: float,
     duration: float,
-    timed: bool,
 ) -> None:
     """Open an asyncio row's pool on the running loop and drive its tasks."""
     async with opened as workers:
-        await drive_async(workers, trial, warmup, duration, timed)
+        await drive_async(workers, trial, warmup, duration)
 
 
 def run_rep(

@@ -7,8 +7,10 @@ green threads in a process that eventlet monkey-patched (compare_green.py).
 A worker repeats: check out, ``cursor()``, ``execute(sql)``, ``fetchone()``, close the
 cursor, check in. It counts every request in a list slot of its own; the controller copies
 the list when the window opens and when it closes, so throughput needs no clock reading per
-request (S1 measures a few hundred nanoseconds of work). Wait times need two readings, so
-only scenarios that report them pay for them, every row alike.
+request. Timed scenarios read the clock three times per request: before the checkout, after
+it (the wait) and after the check-in (the whole request's latency). Untimed ones (S1, a few
+hundred nanoseconds of work per request, where three readings would cost more than the
+baseline's whole request) time one request in :data:`SAMPLE_EVERY`, every row alike.
 
 Rows of dbapi_pool's asyncio pool run the same request in asyncio tasks instead
 (:func:`drive_async`), on an event loop of their own, measured the same way.
@@ -35,6 +37,8 @@ Checkout = Callable[[], Any]
 Checkin = Callable[[Any], None]
 
 WARMUP, MEASURE, STOP = 0, 1, 2
+#: Untimed scenarios time one request in this many (the others are counted only).
+SAMPLE_EVERY = 32
 #: How long a trial may take to stop after its window before it counts as hung.
 JOIN_TIMEOUT = 30.0
 
@@ -53,7 +57,8 @@ class Workers:
 @dataclass
 class AsyncWorkers:
     """Describe what the tasks of an asyncio trial run: how many, and one request each
-    (which returns the seconds it waited for its connection)."""
+    (which returns the seconds it waited for its connection; the runner times the whole
+    request)."""
 
     count: int
     request: Callable[[int], Awaitable[float]]
@@ -69,8 +74,11 @@ class Trial:
     rep: int
     window: float = 0.0
     counts: list[int] = field(default_factory=list)
-    #: Seconds from asking for a connection to having it (only if the scenario measures it).
+    #: Seconds from asking for a connection to having it (one request in SAMPLE_EVERY in
+    #: untimed scenarios).
     waits: list[float] = field(default_factory=list)
+    #: Seconds from asking for a connection to having returned it: the whole request.
+    latencies: list[float] = field(default_factory=list)
     cpu: float = 0.0
     switches: float = 0.0
     error: str | None = None
@@ -95,6 +103,7 @@ class Trial:
             "window": self.window,
             "counts": self.counts,
             "waits": self.waits,
+            "latencies": self.latencies,
             "cpu": self.cpu,
             "switches": self.switches,
             "error": self.error,
@@ -142,18 +151,35 @@ def loop(
     sql: str,
     counts: list[int],
     failure: Failure,
+    samples: tuple[list[float], list[float]],
 ) -> None:
-    """Repeat the request until told to stop; count each one."""
+    """Repeat the request until told to stop; count each one, time one in SAMPLE_EVERY."""
     state = failure.state
+    waits, latencies = samples
+    untimed = range(SAMPLE_EVERY - 1)
     try:
         while state[0] != STOP:
+            for _ in untimed:
+                conn = checkout()
+                cur = conn.cursor()
+                cur.execute(sql)
+                cur.fetchone()
+                cur.close()
+                checkin(conn)
+                counts[index] += 1
+            start = perf_counter()
             conn = checkout()
+            got = perf_counter()
             cur = conn.cursor()
             cur.execute(sql)
             cur.fetchone()
             cur.close()
             checkin(conn)
+            end = perf_counter()
             counts[index] += 1
+            if state[0] == MEASURE:
+                waits.append(got - start)
+                latencies.append(end - start)
     except Exception as exc:
         failure.record(exc)
 
@@ -165,38 +191,44 @@ def timed_loop(
     sql: str,
     counts: list[int],
     failure: Failure,
-    waits: list[float],
+    samples: tuple[list[float], list[float]],
 ) -> None:
-    """Repeat the request until told to stop; count each one and time its checkout."""
+    """Repeat the request until told to stop; count each one, time its checkout and the
+    whole request."""
     state = failure.state
+    waits, latencies = samples
     try:
         while state[0] != STOP:
             start = perf_counter()
             conn = checkout()
-            wait = perf_counter() - start
+            got = perf_counter()
             cur = conn.cursor()
             cur.execute(sql)
             cur.fetchone()
             cur.close()
             checkin(conn)
+            end = perf_counter()
             counts[index] += 1
             if state[0] == MEASURE:
-                waits.append(wait)
+                waits.append(got - start)
+                latencies.append(end - start)
     except Exception as exc:
         failure.record(exc)
 
 
 def start_workers(
-    workers: Workers, counts: list[int], failure: Failure, waits: list[float] | None
+    workers: Workers,
+    counts: list[int],
+    failure: Failure,
+    samples: tuple[list[float], list[float]],
+    timed: bool,
 ) -> list[threading.Thread]:
     """Start one (possibly green) thread per worker, each in its loop."""
     threads = []
+    target: Callable[..., None] = timed_loop if timed else loop
     for index in range(workers.count):
         checkout, checkin = workers.ops(index)
-        args: tuple[Any, ...] = (index, checkout, checkin, workers.sql, counts, failure)
-        target: Callable[..., None] = loop
-        if waits is not None:
-            target, args = timed_loop, (*args, waits)
+        args = (index, checkout, checkin, workers.sql, counts, failure, samples)
         thread = threading.Thread(target=target, args=args, name=f"worker-{index}", daemon=True)
         thread.start()
         threads.append(thread)
@@ -208,8 +240,8 @@ def drive(workers: Workers, trial: Trial, warmup: float, duration: float, timed:
     counts = [0] * workers.count
     state = [WARMUP]
     failure = Failure(state)
-    waits: list[float] | None = [] if timed else None
-    threads = start_workers(workers, counts, failure, waits)
+    samples: tuple[list[float], list[float]] = ([], [])
+    threads = start_workers(workers, counts, failure, samples, timed)
     try:
         time.sleep(warmup)
         first, begin = counts[:], Mark.now()
@@ -227,27 +259,30 @@ def drive(workers: Workers, trial: Trial, warmup: float, duration: float, timed:
         raise TimeoutError(f"workers still running {JOIN_TIMEOUT:g} s after the window")
     trial.window = end.wall - begin.wall
     trial.counts = [b - a for a, b in zip(first, last, strict=True)]
-    trial.waits = waits or []
+    trial.waits, trial.latencies = samples
     trial.cpu = end.cpu - begin.cpu
     trial.switches = end.switches - begin.switches
     trial.note = workers.note
 
 
-async def drive_async(
-    workers: AsyncWorkers, trial: Trial, warmup: float, duration: float, timed: bool
-) -> None:
-    """Run the tasks through warm-up and window, as :func:`drive` runs threads."""
+async def drive_async(workers: AsyncWorkers, trial: Trial, warmup: float, duration: float) -> None:
+    """Run the tasks through warm-up and window, as :func:`drive` runs threads (every
+    request timed: the asyncio rows never run in an untimed scenario)."""
     counts = [0] * workers.count
     state = [WARMUP]
     waits: list[float] = []
+    latencies: list[float] = []
 
     async def task(index: int) -> None:
         request = workers.request
         while state[0] != STOP:
+            start = perf_counter()
             wait = await request(index)
+            end = perf_counter()
             counts[index] += 1
-            if timed and state[0] == MEASURE:
+            if state[0] == MEASURE:
                 waits.append(wait)
+                latencies.append(end - start)
 
     tasks = [asyncio.ensure_future(task(index)) for index in range(workers.count)]
     try:
@@ -266,6 +301,7 @@ async def drive_async(
     trial.window = end.wall - begin.wall
     trial.counts = [b - a for a, b in zip(first, last, strict=True)]
     trial.waits = waits
+    trial.latencies = latencies
     trial.cpu = end.cpu - begin.cpu
     trial.switches = end.switches - begin.switches
     trial.note = workers.note
@@ -283,6 +319,21 @@ def prepare() -> None:
 
 
 # -- summaries --------------------------------------------------------------------------------
+
+
+#: The percentiles each row reports, of its waits and of its whole requests.
+PERCENTILES = (("p50", 50.0), ("p99", 99.0), ("p99.9", 99.9))
+
+
+def tail_ms(trials: Sequence[Trial]) -> dict[str, float]:
+    """Return the wait and request percentiles (ms): for each, the median over the
+    repetitions of the trial's own percentile (``wait_p99_ms``, ``req_p99.9_ms``...)."""
+    out = {}
+    for kind, attr in (("wait", "waits"), ("req", "latencies")):
+        for name, q in PERCENTILES:
+            values = [getattr(t, attr) for t in trials]
+            out[f"{kind}_{name}_ms"] = median([percentile(v, q) * 1e3 for v in values if v])
+    return out
 
 
 def per_op(total: float, trial: Trial) -> float:
@@ -307,8 +358,7 @@ def summarize(
         "spread_pct": (max(rates) - min(rates)) / mid * 100 if rates and mid else float("nan"),
         "vs_baseline": median(paired_ratios(trials, row, baseline)),
         "vs_ideal": mid / ideal if ideal else float("nan"),
-        "wait_p50_ms": median([percentile(t.waits, 50) * 1e3 for t in ok if t.waits]),
-        "wait_p99_ms": median([percentile(t.waits, 99) * 1e3 for t in ok if t.waits]),
+        **tail_ms(ok),
         "served": median([sum(c > 0 for c in t.counts) / len(t.counts) for t in ok if t.counts]),
         "served_min": min((sum(c > 0 for c in t.counts) / len(t.counts) for t in ok), default=0.0),
         "jain": median([jain(t.counts) for t in ok]),

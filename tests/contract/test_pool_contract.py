@@ -372,6 +372,27 @@ def test_waiters_are_served_first_come_first_served(db: FakeDatabase, make_pool:
     assert served == [0, 1, 2, 3]
 
 
+def test_pool_keeps_strict_order_by_default(db: FakeDatabase, make_pool: MakePool) -> None:
+    # Issue 11, defect 3: OS threads had a 5 ms hand-off window by default, which doubled
+    # the p99 latency; every flavour is now first come, first served unless asked otherwise.
+    assert make_pool(db).config.handoff_after == 0
+
+
+def test_connection_returned_while_a_caller_waits_is_not_taken_back(
+    db: FakeDatabase, make_pool: MakePool
+) -> None:
+    pool = make_pool(db, max_size=1)
+    conn = pool.get()
+    raw = conn.raw
+    thread, outcome = in_thread(lambda: pool.get(timeout=5))
+    wait_for_waiters(pool, 1)
+    pool.put(conn)
+    with pytest.raises(PoolTimeout):
+        pool.get_nowait()  # it went to the waiter, however briefly that one waited
+    join(thread)
+    assert outcome[0].raw is raw
+
+
 @threads_only
 def test_every_thread_is_served_when_threads_outnumber_connections(
     db: FakeDatabase, make_pool: MakePool
@@ -397,7 +418,7 @@ def test_every_thread_is_served_when_threads_outnumber_connections(
         thread.start()
     for thread in threads:
         thread.join(10)
-    assert all(counts), counts  # nobody starved (the threads' hand-off window)
+    assert all(counts), counts  # nobody starved
     assert pool.stats().waiting == 0
 
 

@@ -712,3 +712,14 @@ def test_strict_order_without_a_window() -> None:
     queued = waiter(state, now=1.0)
     state.checkin(entry, 1.0)  # waited 0 s, and yet: first come, first served
     assert queued.result is entry
+
+
+def test_without_a_window_a_caller_that_returned_queues_behind_the_waiter() -> None:
+    state = make_state(max_size=1)
+    entry = open_entry(state, now=0.0)
+    first = waiter(state, now=1.0)
+    state.checkin(entry, 1.0)
+    second = waiter(state, now=1.0)  # the returner, back at once: nothing idle for it
+    assert first.result is entry and second.result is None
+    state.checkin(entry, 1.1)
+    assert second.result is entry and list(state.waiters) == []

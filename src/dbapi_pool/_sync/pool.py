@@ -22,7 +22,7 @@ from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
 from ..config import call_timeout
 from ..errors import ConnectTimeout
 from ..proxy import Cursors, OffloadedConnection, PooledConnection, close_cursors, detach
-from .backends import Backend, detect_backend, get_backend
+from .backends import Backend, get_backend
 from .control import PoolControl
 from .worker import ConnectAttempt, MaintenanceWorker
 
@@ -33,10 +33,6 @@ _monotonic = time.monotonic
 _INF = float("inf")
 #: Types of a per-call timeout taken as is when finite and not negative (the fast path).
 _PLAIN_NUMBERS = (int, float)
-
-
-#: ``handoff_after`` of a pool on OS threads (see the class's docstring).
-THREADS_HANDOFF_AFTER = 0.005
 
 
 class ConnectionPool(PoolControl):
@@ -54,18 +50,12 @@ class ConnectionPool(PoolControl):
     thread pool, one whole operation per hop, and calls a cooperative driver directly;
     ``True`` or ``False`` force it.
 
-    ``handoff_after`` defaults to 5 ms with OS threads. With strict first come, first
-    served, every return while callers wait hands the connection to a sleeping thread, so
-    the returning thread (which holds the GIL and would otherwise go on) must sleep too: a
-    futex wake and a GIL hand-over per checkout, the collapse measured in every threaded
-    pool (8 threads on 4 connections: 64k checkouts/s strict, 268k with a 1 ms window,
-    every thread served, measured here). Letting the running thread reuse an idle
-    connection for up to 5 ms, after which the oldest waiter is served first, keeps the
-    throughput and still serves every thread. 5 ms rather than 1: on real databases
-    (16 threads on 8 connections) a waiter's turn came after 1 ms at every other
-    checkout, and 5 ms gave 1.2-1.6x the throughput (PostgreSQL, MariaDB, SQLite; wait
-    p99 5 ms instead of 2; benchmarks/README.md). Green threads switch cheaply: strict
-    order there.
+    ``handoff_after`` is 0 by default, as with every front-end: a returned connection goes
+    to the oldest waiter (strict first come, first served). A window (say 0.005) lets a
+    running thread take back the connection it just returned while the oldest waiter has
+    waited less than that, which spares a futex wake and a GIL hand-over per checkout: more
+    throughput when queries are short, but every caller that must wait then waits about the
+    whole window, which sets the latency tail (benchmarks/README.md, "The hand-off window").
     """
 
     def __init__(
@@ -78,9 +68,6 @@ class ConnectionPool(PoolControl):
     ) -> None:
         self._backend_choice = backend
         self._offload_choice = offload
-        if settings.get("handoff_after") is None:
-            resolved = detect_backend() if backend == "auto" else backend
-            settings["handoff_after"] = THREADS_HANDOFF_AFTER if resolved == "threads" else 0.0
         super().__init__(module, *args, **settings)
 
     def _setup(self) -> None:
