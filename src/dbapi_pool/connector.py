@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Mapping
 from types import TracebackType
@@ -164,6 +165,18 @@ class AsyncDatabaseConnector(_Connector[AsyncConnectionPool]):
         """Close every pool; the connector creates no more."""
         for pool in self._close_all():
             await pool.close()
+
+    async def drain(self) -> None:
+        """Drain every pool created so far (``AsyncConnectionPool.drain()``), one by one.
+
+        After a failover, or once new credentials are in place for ``connect_args``.
+        """
+        for pool in self.pools().values():
+            await pool.drain()
+
+    async def check(self) -> None:
+        """Check every pool's idle connections (``AsyncConnectionPool.check()``) at once."""
+        await asyncio.gather(*(pool.check() for pool in self.pools().values()))
 
     async def __aenter__(self) -> AsyncDatabaseConnector:
         return self
