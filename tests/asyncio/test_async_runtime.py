@@ -248,11 +248,11 @@ def test_after_drain_every_checkout_gets_a_new_connection() -> None:
 
 
 def test_drain_refills_min_size_with_new_connections() -> None:
-    db = FakeDatabase()
+    db = SlowCloseDatabase()
 
     async def main() -> tuple[Any, list[int]]:
-        async with pool_of(db, min_size=2, max_size=3) as pool:
-            await pool.drain()
+        async with pool_of(db, min_size=2, max_size=2) as pool:
+            await pool.drain()  # the closes hold the slots: refilled once they are done
             await pool.wait_ready(10)
             return pool.stats(), [c.serial for c in db.open_connections]
 
@@ -274,6 +274,21 @@ def test_drain_of_a_closed_pool_raises_pool_closed() -> None:
             await never_opened.drain()
 
     run(main())
+
+
+def test_a_connection_closed_on_return_is_replaced_up_to_min_size_at_once() -> None:
+    async def main() -> Any:
+        async with pool_of(FakeDatabase(), min_size=1, max_size=1) as pool:
+            conn = await pool.get()
+            conn.raw.kill()
+            with pytest.raises(OperationalError):
+                await conn.execute("SELECT 1")
+            await pool.put(conn)  # broken: closed
+            await pool.wait_ready(10)
+            return pool.stats()
+
+    stats = run(main())
+    assert (stats.size, stats.idle, stats.connects) == (1, 1, 2)
 
 
 # -- pause and resume ----------------------------------------------------------------------

@@ -340,6 +340,8 @@ class OffloadingPool(PoolBase):
         with self._lock:
             self._state.checkin(entry, _monotonic(), reason)
             plan = self._state.take_plan() if self._state.plan is not None else None
+        if reason is not None:
+            self._refill_after_close()
         if plan is not None:
             self._carry_out(plan)
             closed = entry.info.closed
@@ -413,12 +415,23 @@ class OffloadingPool(PoolBase):
         info: ConnectionInfo = entry.info
         self._release_thread(info.thread)
         closing = self._run_core(self._record_closed, entry)
+        self._refill_after_close()
         if info.closed is not None and not info.closed.done():
             info.closed.set_result(None)
         if closing == 0 and self._drained is not None:
             if not self._drained.done():
                 self._drained.set_result(None)
             self._drained = None
+
+    def _refill_after_close(self) -> None:
+        """Have a slot freed by a close refilled up to ``min_size`` soon.
+
+        The core refills only when asked (``maintain()``), and a drain or resize asked
+        while the closes still held their slots: the maintenance task would otherwise
+        refill at its next wake-up only (up to a minute later without ``max_idle``).
+        """
+        if self._config.min_size and not self._state.ready:
+            self._wake_maintenance()
 
     def _record_closed(self, entry: Entry) -> int:
         """Record one close (under the lock); return how many are still running."""
