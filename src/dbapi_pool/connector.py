@@ -149,7 +149,8 @@ class AsyncDatabaseConnector(_Connector[AsyncConnectionPool]):
     """Keep one :class:`AsyncConnectionPool` per ``(host, database)``; the same rules.
 
     ``get(host, dbname)`` returns the pool at once (it opens on first use, in its loop);
-    ``await connector.close()`` closes them all.
+    ``await connector.close()`` closes them all; ``drain()`` and ``check()`` act on every
+    pool created so far.
     """
 
     def __init__(

@@ -470,6 +470,17 @@ def test_wait_ready_raises_pool_timeout_chained_to_the_last_connect_error() -> N
     run(main())
 
 
+def test_wait_ready_without_a_limit_waits_for_the_connections() -> None:
+    async def main() -> int:
+        pool = pool_of(FakeDatabase(connect_delay=0.05), min_size=2)
+        async with pool:
+            await pool.resize(min_size=3, max_size=4)
+            await pool.wait_ready(float("inf"))
+            return pool.stats().idle
+
+    assert run(main()) == 3
+
+
 def test_wait_ready_with_min_size_zero_returns_at_once() -> None:
     async def main() -> int:
         async with pool_of(FakeDatabase()) as pool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from functools import partial
 from types import TracebackType
@@ -359,6 +360,8 @@ class AsyncConnectionPool(MaintainedPool):
         """
         if timeout is not None and (not isinstance(timeout, (int, float)) or not timeout >= 0):
             raise ValueError(f"pool {self.name!r}: timeout must be >= 0 or None, got {timeout!r}")
+        if timeout is not None and math.isinf(timeout):
+            timeout = None
         await self._ensure_open()
         with self._lock:
             ready, closed = self._state.ready, self._state.closed
