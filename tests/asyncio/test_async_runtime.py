@@ -24,6 +24,7 @@ from dbapi_pool import (
     PoolClosed,
     PoolError,
     PoolTimeout,
+    UnknownHost,
     register_profile,
 )
 from dbapi_pool.testing.fakedb import FakeConnection, FakeDatabase, OperationalError
@@ -299,10 +300,12 @@ def test_a_paused_pool_lends_nothing_until_resumed() -> None:
         async with pool_of(FakeDatabase(), max_size=2) as pool:
             await idle_connections(pool, 1)
             pool.pause()
+            assert pool.paused
             waiting = [asyncio.ensure_future(pool.get(timeout=10)) for _ in range(2)]
             await asyncio.sleep(0.1)
             waited = pool.stats().waiting
             pool.resume()
+            assert not pool.paused
             got = await asyncio.wait_for(asyncio.gather(*waiting), 5)
             for conn in got:
                 await pool.put(conn)
@@ -360,17 +363,17 @@ def test_pausing_twice_or_resuming_a_running_pool_raises_pool_error() -> None:
 def test_check_closes_the_dead_idle_connections_and_replaces_them() -> None:
     db = SlowCloseDatabase()
 
-    async def main() -> tuple[list[bool], Any]:
+    async def main() -> tuple[int, list[bool], Any]:
         async with pool_of(db, min_size=3, max_size=3) as pool:
             raws = await idle_connections(pool, 3)
             raws[0].kill()
             raws[2].kill()
-            await pool.check()
+            dead = await pool.check()
             closed = [raw.closed for raw in raws]  # closed before check() returns
-            await pool.wait_ready(10)
-            return closed, pool.stats()
+            return dead, closed, pool.stats()  # and replaced
 
-    closed, stats = run(main())
+    dead, closed, stats = run(main())
+    assert dead == 2
     assert closed == [True, False, True]
     assert (stats.idle, stats.closes["failed_check"], stats.connects) == (3, 2, 5)
 
@@ -627,20 +630,58 @@ def test_a_coroutine_connect_args_must_return_a_mapping() -> None:
 # -- the connector -------------------------------------------------------------------------
 
 
-def test_async_connector_drains_and_checks_every_pool() -> None:
+def connector_of(db: FakeDatabase, **settings: Any) -> AsyncDatabaseConnector:
+    return AsyncDatabaseConnector(db, {"default": {}}, max_idle=None, max_age=None, **settings)
+
+
+def test_async_connector_checks_and_drains_every_pool_or_one_hosts() -> None:
     db = FakeDatabase(name="fakedb_pinged")
 
-    async def main() -> list[Any]:
-        async with AsyncDatabaseConnector(db, {"default": {}}, max_idle=None) as connector:
+    async def main() -> tuple[int, list[Any]]:
+        async with connector_of(db) as connector:
             pools = [connector.get("h1", "db"), connector.get("h2", "db")]
             for pool in pools:
                 await idle_connections(pool, 1)
             db.kill_all()
-            await connector.check()
+            dead = await connector.check()
             for pool in pools:
                 await idle_connections(pool, 1)
-            await connector.drain()
-            return [pool.stats() for pool in pools]
+            await connector.drain(host="h1")
+            return dead, [pool.stats() for pool in pools]
 
-    for stats in run(main()):
-        assert (stats.closes["failed_check"], stats.closes["drained"], stats.size) == (1, 1, 0)
+    dead, (h1, h2) = run(main())
+    assert dead == 2
+    assert (h1.closes["failed_check"], h1.closes["drained"], h1.size) == (1, 1, 0)
+    assert (h2.closes["failed_check"], h2.closes["drained"], h2.size) == (1, 0, 1)
+
+
+def test_async_connector_resizes_every_pool_or_none() -> None:
+    async def main() -> tuple[list[int], list[int]]:
+        async with connector_of(FakeDatabase(), max_size=4) as connector:
+            pools = [connector.get("h1", "db"), connector.get("h2", "db")]
+            await pools[0].resize(min_size=2)
+            with pytest.raises(ValueError, match=r"'h1/db': min_size \(2\) must not exceed"):
+                await connector.resize(max_size=1)
+            unchanged = [pool.stats().max_size for pool in pools]
+            await connector.resize(max_size=3)
+            return unchanged, [pool.stats().max_size for pool in pools]
+
+    assert run(main()) == ([4, 4], [3, 3])
+
+
+def test_async_connector_waits_for_readiness_pauses_and_names_an_unknown_host() -> None:
+    async def main() -> None:
+        async with connector_of(FakeDatabase(), min_size=1) as connector:
+            pools = [connector.get("h1", "db"), connector.get("h2", "db")]
+            await connector.wait_ready(10)
+            assert [pool.stats().idle for pool in pools] == [1, 1]
+            connector.pause(dbname="db")
+            assert all(pool.paused for pool in pools)
+            connector.resume()
+            assert not any(pool.paused for pool in pools)
+            with pytest.raises(UnknownHost, match="no pool for host='h9'"):
+                await connector.drain(host="h9")
+        with pytest.raises(PoolClosed):
+            connector.pause()
+
+    run(main())

@@ -181,17 +181,17 @@ def test_pause_holds_checkouts_and_keeps_the_sessions_open(net_dbenv: Database) 
 def test_check_replaces_a_session_the_server_killed(net_dbenv: Database) -> None:
     db = net_dbenv
 
-    async def main() -> tuple[Any, list[Any], list[Any]]:
+    async def main() -> tuple[int, Any, list[Any], list[Any]]:
         async with async_pool(db, min_size=2, max_size=2) as pool:
             await pool.wait_ready(10)
             before = await idle_sessions(db, pool, 2)
             kill(db, before[0][0])
-            await pool.check()
-            await pool.wait_ready(10)
+            dead = await pool.check()  # returns once the replacement is open
             after = await idle_sessions(db, pool, 2)
-            return pool.stats(), [s for s, _ in before], [s for s, _ in after]
+            return dead, pool.stats(), [s for s, _ in before], [s for s, _ in after]
 
-    stats, before, after = run(main())
+    dead, stats, before, after = run(main())
+    assert dead == 1
     assert stats.closes["failed_check"] == 1
     assert before[1] in after  # the live one kept
     assert before[0] not in after

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from .._core import Entry
+from .._drivers.base import socket_readable
 from ..config import PoolConfig
 from .offload import OffloadingPool
 
@@ -28,6 +29,9 @@ _monotonic = time.monotonic
 
 #: How long the maintenance task sleeps when no deadline is known.
 IDLE_WAKE = 60.0
+
+#: A ping's outcome: ``None`` (alive), or the replacement connects of a dead connection.
+_Pinged = asyncio.Future["list[asyncio.Future[None]] | None"]
 
 
 def _needs_maintenance(config: PoolConfig) -> bool:
@@ -47,7 +51,7 @@ class MaintainedPool(OffloadingPool):
         super()._setup()
         self._maintenance: _Task | None = None
         #: Pings of idle connections in flight (``check()``, keepalive).
-        self._checks: set[asyncio.Future[None]] = set()
+        self._checks: set[_Pinged] = set()
 
     def _start_maintenance(self) -> None:
         """Start the maintenance task if the settings give it work (or wake it)."""
@@ -65,13 +69,16 @@ class MaintainedPool(OffloadingPool):
             self._maintenance.task.cancel()
             self._maintenance = None
 
-    def _ping_entries(self, entries: list[Entry]) -> list[asyncio.Future[None]]:
-        """Ping connections taken with ``borrow_idle`` in their threads, without waiting;
-        each future is resolved once its connection is given back (or closed, if dead)."""
+    def _ping_entries(self, entries: list[Entry]) -> list[_Pinged]:
+        """Ping connections taken with ``borrow_idle`` in their threads, without waiting.
+
+        Each future is resolved once its connection is given back: with ``None`` if it
+        was alive, else (it was closed) with the futures of its replacement's connect.
+        """
         assert self._loop is not None
         futures = []
         for entry in entries:
-            fut: asyncio.Future[None] = self._loop.create_future()
+            fut: _Pinged = self._loop.create_future()
             self._checks.add(fut)
             fut.add_done_callback(self._checks.discard)
             entry.info.thread.call(partial(self._pinged, entry, fut), self._ping_job, entry.conn)
@@ -81,8 +88,9 @@ class MaintainedPool(OffloadingPool):
     def _ping_job(self, conn: Any) -> BaseException | None:
         """Ping an idle connection (in its thread); close it if it is dead.
 
-        Without a ping in the driver's profile (sqlite3, an unknown driver: ``SELECT 1``
-        is not valid everywhere) only the driver's own "closed" flag is read.
+        Without a ping in the driver's profile, the socket probe decides; without either
+        (sqlite3, an unknown driver: ``SELECT 1`` is not valid everywhere) only the
+        driver's own "closed" flag is read.
         """
         profile = self.profile
         try:
@@ -90,25 +98,33 @@ class MaintainedPool(OffloadingPool):
                 raise ConnectionError("the driver reports the connection closed")
             if profile.ping is not None:
                 profile.ping(conn)
+            elif profile.fileno is not None and socket_readable(profile.fileno(conn)):
+                raise ConnectionError("the server closed the connection (socket readable)")
         except BaseException as exc:  # dead, whatever it raised: closed, then replaced
             self._close_quietly(conn, "failed_check")
             return exc
         return None
 
-    def _pinged(self, entry: Entry, fut: asyncio.Future[None], ok: bool, value: Any) -> None:
+    def _pinged(self, entry: Entry, fut: _Pinged, ok: bool, value: Any) -> None:
         if ok and value is None:
             self._run_core(self._state.give_back, entry, _monotonic())
-        else:
-            logger.warning(
-                "pool %r: an idle connection failed its check (%s: %s); replacing it",
-                self.name,
-                type(value).__name__,
-                value,
-            )
-            self._release_thread(entry.info.thread)
-            self._run_core(self._state.give_back, entry, _monotonic(), "failed_check")
+            if not fut.done():
+                fut.set_result(None)
+            return
+        logger.warning(
+            "pool %r: an idle connection failed its check (%s: %s); replacing it",
+            self.name,
+            type(value).__name__,
+            value,
+        )
+        self._release_thread(entry.info.thread)
+        # Spelled out, not _run_core: check() awaits the replacement's connect.
+        with self._lock:
+            self._state.give_back(entry, _monotonic(), "failed_check")
+            plan = self._state.take_plan()
+        refills = self._carry_out(plan) if plan is not None else []
         if not fut.done():
-            fut.set_result(None)
+            fut.set_result(refills)
 
     def _keepalive(self) -> None:
         """Ping the idle connections quiet for ``keepalive`` seconds (maintenance)."""

@@ -333,14 +333,14 @@ class AsyncConnectionPool(MaintainedPool):
         self._start_maintenance()
         logger.info("pool %r: resumed", self.name)
 
-    async def check(self) -> None:
-        """Check every idle connection now, each in its thread; replace the dead ones.
+    async def check(self) -> int:
+        """Check every idle connection now, each in its thread; return how many were dead.
 
-        Each idle connection gets the driver's ping (without one in the driver's profile,
-        only the driver's own "closed" flag is read); a dead one is closed, and a
-        replacement opened in the background up to ``min_size``. Returns once every idle
-        connection was checked and the dead ones are closed. Connections in use are not
-        touched; one being checked is not lent meanwhile. Raises ``PoolClosed`` on a
+        Each idle connection gets the driver's ping (without one, the socket probe; for
+        sqlite3, only the driver's own "closed" flag); a dead one is closed and replaced
+        up to ``min_size``. Returns once every idle connection was checked, the dead ones
+        are closed and their replacements' connects have ended. Connections in use are
+        not touched; one being checked is not lent meanwhile. Raises ``PoolClosed`` on a
         closed pool; a paused pool's connections are not checked.
         """
         await self._ensure_open()
@@ -348,8 +348,20 @@ class AsyncConnectionPool(MaintainedPool):
             raise self._state.closed_error()
         entries = self._run_core(self._state.borrow_idle, _monotonic())
         pings = self._ping_entries(entries)
-        if pings:
-            await asyncio.shield(asyncio.gather(*pings))
+        if not pings:
+            return 0
+        # Shielded: a caller that gives up leaves the checks to end (and give back).
+        outcomes = await asyncio.shield(asyncio.gather(*pings))
+        dead = [refills for refills in outcomes if refills is not None]
+        replacements = [fut for refills in dead for fut in refills]
+        if replacements:
+            await asyncio.shield(asyncio.gather(*replacements))
+        return len(dead)
+
+    @property
+    def paused(self) -> bool:
+        """Tell whether the pool is paused."""
+        return self._state.paused
 
     async def wait_ready(self, timeout: float | None = 30.0) -> None:
         """Wait until ``min_size`` connections are open (idle or in use).
