@@ -627,6 +627,36 @@ def test_a_coroutine_connect_args_must_return_a_mapping() -> None:
     run(main())
 
 
+def _cancel_through_a_new_session(connect: Callable[[], Any], conn: Any, session: Any) -> None:
+    connect().close()  # as MySQL's KILL QUERY does, from a short-lived session
+    conn.cancel()
+
+
+register_profile(DriverProfile(name="fakedb_killer", cancel=_cancel_through_a_new_session))
+
+
+def test_a_server_side_cancel_connects_with_the_last_coroutine_connect_args() -> None:
+    db = FakeDatabase(name="fakedb_killer")
+
+    async def token() -> dict[str, Any]:
+        return {"password": "t0k3n"}
+
+    async def main() -> None:
+        async with pool_of(db, connect_args=token) as pool:
+            conn = await pool.get()
+            query = asyncio.ensure_future(conn.execute("SLEEP 5"))
+            await asyncio.sleep(0.1)
+            query.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await query
+            assert await eventually(lambda: db.connects == 2 and pool.stats().in_use == 0)
+
+    run(main())
+    killer = db.connections[1]
+    assert killer.kwargs == {"password": "t0k3n"}
+    assert killer.closed
+
+
 # -- the connector -------------------------------------------------------------------------
 
 
