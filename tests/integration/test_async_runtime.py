@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from dbapi_pool import AsyncConnectionPool, PoolTimeout
+from dbapi_pool import AsyncConnectionPool, AsyncDatabaseConnector, PoolTimeout
 
 from .support import POSTGRES, Database, driver_params, scalar, wait_until
 
@@ -317,3 +317,29 @@ def test_rotated_password_from_coroutine_connect_args_after_drain(net_dbenv: Dat
     assert db.wait_gone(old)
     assert set(old).isdisjoint(new)
     assert who.startswith(user)
+
+
+# -- the connector -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("net_dbenv", driver_params("psycopg2"), indirect=True)
+def test_async_connector_drains_one_database_and_checks_them_all(net_dbenv: Database) -> None:
+    db = net_dbenv
+    credentials = {"default": {"user": "postgres", "application_name": db.new_marker()}}
+
+    async def main() -> tuple[Any, bool, int]:
+        connector = AsyncDatabaseConnector(db.module, credentials, max_idle=None, max_age=None)
+        async with connector:
+            test_pool = connector.get("127.0.0.1", "test")
+            other_pool = connector.get("127.0.0.1", "postgres")
+            [(drained, _)] = await idle_sessions(db, test_pool, 1)
+            [(kept, _)] = await idle_sessions(db, other_pool, 1)
+            await connector.drain(dbname="test")
+            kept_alive = db.is_alive(kept)
+            kill(db, kept)
+            return drained, kept_alive, await connector.check()
+
+    drained, kept_alive, dead = run(main())
+    assert db.wait_gone([drained])
+    assert kept_alive
+    assert dead == 1
