@@ -64,10 +64,12 @@ class MaintainedPool(OffloadingPool):
         if self._maintenance is not None:
             self._maintenance.wake()
 
-    def _stop_maintenance(self) -> None:
-        if self._maintenance is not None:
-            self._maintenance.task.cancel()
-            self._maintenance = None
+    async def _stop_maintenance(self) -> None:
+        """Stop the maintenance task and wait until it has ended."""
+        maintenance, self._maintenance = self._maintenance, None
+        if maintenance is not None:
+            maintenance.task.cancel()
+            await asyncio.gather(maintenance.task, return_exceptions=True)
 
     def _ping_entries(self, entries: list[Entry]) -> list[_Pinged]:
         """Ping connections taken with ``borrow_idle`` in their threads, without waiting.
@@ -162,6 +164,7 @@ def _round(pool: MaintainedPool) -> float | None:
 
 async def _run(ref: weakref.ref[MaintainedPool], wake: asyncio.Event) -> None:
     """Run the pool's maintenance at the deadlines it returns, holding it only weakly."""
+    loop = asyncio.get_running_loop()
     while True:
         pool = ref()
         if pool is None or pool.closed:
@@ -173,7 +176,10 @@ async def _run(ref: weakref.ref[MaintainedPool], wake: asyncio.Event) -> None:
             logger.exception("pool %r: maintenance failed; retrying in 1 s", pool.name)
             delay = 1.0
         del pool
+        # A timer that sets the event, not wait_for(): no task per round, and a cancel
+        # ends the task at once, as a cancelled sleep would.
+        timer = loop.call_later(IDLE_WAKE if delay is None else delay, wake.set)
         try:
-            await asyncio.wait_for(wake.wait(), IDLE_WAKE if delay is None else delay)
-        except asyncio.TimeoutError:
-            pass
+            await wake.wait()
+        finally:
+            timer.cancel()

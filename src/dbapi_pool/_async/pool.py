@@ -421,7 +421,6 @@ class AsyncConnectionPool(MaintainedPool):
         already = self._run_core(self._close_state)
         if self._loop is None:
             return
-        self._stop_maintenance()
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep, self._sweep_at = None, _INF
@@ -429,6 +428,7 @@ class AsyncConnectionPool(MaintainedPool):
         for fut in self._ready_waiters:
             if not fut.done():
                 fut.set_exception(closed)
+        await self._stop_maintenance()
         if self._checks:  # given back to a closed pool, so closed: wait for that too
             await asyncio.shield(asyncio.gather(*self._checks))
         await self._all_closed()
