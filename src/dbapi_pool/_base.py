@@ -34,6 +34,7 @@ logger = logging.getLogger("dbapi_pool")
 _monotonic = time.monotonic
 
 _Pool = TypeVar("_Pool", bound="PoolBase")
+_T = TypeVar("_T")
 
 #: Frames of the borrower's stack kept per checkout when ``leak_timeout`` is set.
 LEAK_STACK_DEPTH = 16
@@ -164,12 +165,12 @@ class PoolBase:
     #: Carry out, outside the lock, the I/O the core planned: each front-end its own way.
     _carry_out: Callable[[Plan], Any]
 
-    def _run_core(self, op: Callable[..., Any], *args: Any) -> Any:
-        """Run a core operation under the lock; carry out its plan after releasing it."""
+    def _run_core(self, op: Callable[..., _T], *args: Any) -> _T:
+        """Run one core operation under the lock, then carry out its plan after it."""
         with self._lock:
             result = op(*args)
             plan = self._state.take_plan()
-        if plan:
+        if plan is not None:
             self._carry_out(plan)
         return result
 
