@@ -105,6 +105,25 @@ class _Connector(Generic[PoolT]):
         with self._lock:
             return dict(self._pools)
 
+    def _matching(self, host: str | None, dbname: str | None) -> list[PoolT]:
+        """Return the pools of ``host`` and ``dbname`` (``None``: any); refuse if closed.
+
+        A name that matches no pool is an error (``UnknownHost``): a typo must not pass
+        for a pool with nothing to do.
+        """
+        if self._closed:
+            raise self._closed_error()
+        pools = [
+            pool
+            for (pool_host, pool_db), pool in self.pools().items()
+            if host in (None, pool_host) and dbname in (None, pool_db)
+        ]
+        if not pools and (host is not None or dbname is not None):
+            raise UnknownHost(
+                f"no pool for host={host!r} dbname={dbname!r} (created: {sorted(self.pools())})"
+            )
+        return pools
+
     def _close_all(self) -> list[PoolT]:
         with self._lock:
             self._closed = True
@@ -179,25 +198,6 @@ class DatabaseConnector(_Connector[ConnectionPool]):
         deadline = time.monotonic() + timeout
         for pool in self._matching(host, dbname):
             pool.wait_ready(max(0.0, deadline - time.monotonic()))
-
-    def _matching(self, host: str | None, dbname: str | None) -> list[ConnectionPool]:
-        """Return the pools of ``host`` and ``dbname`` (``None``: any); refuse if closed.
-
-        A name that matches no pool is an error (``UnknownHost``): a typo must not pass
-        for a pool with nothing to do.
-        """
-        if self._closed:
-            raise self._closed_error()
-        pools = [
-            pool
-            for (pool_host, pool_db), pool in self.pools().items()
-            if host in (None, pool_host) and dbname in (None, pool_db)
-        ]
-        if not pools and (host is not None or dbname is not None):
-            raise UnknownHost(
-                f"no pool for host={host!r} dbname={dbname!r} (created: {sorted(self.pools())})"
-            )
-        return pools
 
     def close(self) -> None:
         """Close every pool; the connector creates no more."""
@@ -289,25 +289,6 @@ class AsyncDatabaseConnector(_Connector[AsyncConnectionPool]):
         after ``timeout`` seconds)."""
         pools = self._matching(host, dbname)
         await asyncio.gather(*(pool.wait_ready(timeout) for pool in pools))
-
-    def _matching(self, host: str | None, dbname: str | None) -> list[AsyncConnectionPool]:
-        """Return the pools of ``host`` and ``dbname`` (``None``: any); refuse if closed.
-
-        A name that matches no pool is an error (``UnknownHost``): a typo must not pass
-        for a pool with nothing to do.
-        """
-        if self._closed:
-            raise self._closed_error()
-        pools = [
-            pool
-            for (pool_host, pool_db), pool in self.pools().items()
-            if host in (None, pool_host) and dbname in (None, pool_db)
-        ]
-        if not pools and (host is not None or dbname is not None):
-            raise UnknownHost(
-                f"no pool for host={host!r} dbname={dbname!r} (created: {sorted(self.pools())})"
-            )
-        return pools
 
     async def __aenter__(self) -> AsyncDatabaseConnector:
         return self
