@@ -9,7 +9,6 @@ the loop thread.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 from .._base import PoolBase
 from .._core import Entry, Plan
 from .._drivers import rollback
+from ..config import connect_keywords, is_coroutine_function
 from ..errors import ConnectTimeout, PoolError
 from .threads import ConnectionInfo, ConnectionThread, Inbox
 
@@ -32,12 +32,6 @@ _T = TypeVar("_T")
 ConnectOutcome = Callable[[ConnectionThread, bool, Any], None]
 
 
-def _is_coroutine_function(fn: object) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004  (an object with an async __call__)
-    )
-
-
 def _resolve_with_none(fut: asyncio.Future[None], _: object = None) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -48,6 +42,7 @@ class OffloadingPool(PoolBase):
 
     _loop: asyncio.AbstractEventLoop | None
     _inbox: Inbox
+    _awaits_connect_args = True
 
     def _setup(self) -> None:
         self._loop = None
@@ -58,7 +53,7 @@ class OffloadingPool(PoolBase):
         self._drained: asyncio.Future[None] | None = None
         #: ``connect_args`` when it is a coroutine function: awaited on the loop.
         self._fetch_args: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
-        if _is_coroutine_function(self._connect_args):
+        if is_coroutine_function(self._connect_args):
             self._fetch_args = self._connect_args  # type: ignore[assignment]
         #: Its last result, for the short-lived sessions of a server-side cancel.
         self._latest_args: Mapping[str, Any] | None = None
@@ -148,12 +143,7 @@ class OffloadingPool(PoolBase):
         assert self._fetch_args is not None
         limit = self._config.connect_timeout
         try:
-            extra = await asyncio.wait_for(self._fetch_args(), limit)
-            if not isinstance(extra, Mapping):
-                raise TypeError(
-                    f"pool {self.name!r}: connect_args returned a {type(extra).__name__}, "
-                    "not a mapping of connect() keywords"
-                )
+            extra = connect_keywords(self.name, await asyncio.wait_for(self._fetch_args(), limit))
         except asyncio.TimeoutError:
             outcome(thread, False, self._args_timeout(limit))
             return
