@@ -126,6 +126,38 @@ def test_connect_args_must_be_callable_naming_it() -> None:
         ConnectionPool(FakeDatabase(), name="orders", connect_args={"password": "x"})
 
 
+async def fetch_token() -> dict[str, str]:
+    return {"password": "token"}
+
+
+class TokenSource:
+    async def __call__(self) -> dict[str, str]:
+        return {"password": "token"}
+
+
+@pytest.mark.parametrize("connect_args", [fetch_token, TokenSource()], ids=["function", "object"])
+def test_threaded_pool_refuses_a_coroutine_connect_args_naming_it(connect_args: Any) -> None:
+    # Only AsyncConnectionPool awaits it: called here, it would return an unawaited coroutine.
+    with pytest.raises(
+        TypeError,
+        match=r"pool 'orders': connect_args is a coroutine function, which only "
+        r"AsyncConnectionPool can await; give ConnectionPool a plain function",
+    ):
+        ConnectionPool(FakeDatabase(), name="orders", connect_args=connect_args)
+
+
+def test_asyncio_pool_accepts_a_coroutine_connect_args() -> None:
+    pool = AsyncConnectionPool(FakeDatabase(), name="orders", connect_args=fetch_token)
+    assert pool.config.connect_args is fetch_token
+
+
+def test_connect_args_returning_no_mapping_fails_the_connect_naming_it() -> None:
+    pool = ConnectionPool(FakeDatabase(), name="orders", connect_args=lambda: ["password"])
+    with pytest.raises(TypeError, match=r"pool 'orders': connect_args returned a list, not a "):
+        pool.get()
+    pool.close()
+
+
 def test_misspelt_keyword_of_a_driver_with_a_closed_signature_is_an_error() -> None:
     import pymysql
 

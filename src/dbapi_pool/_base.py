@@ -23,7 +23,7 @@ from ._core.state import PING, PROBE
 from ._drivers import SECRET_KWARGS, DriverProfile, module_name, profile_for
 from ._drivers.base import socket_readable
 from ._drivers.keywords import check_connect_kwargs
-from .config import SETTINGS, PoolConfig, ResetSpec
+from .config import SETTINGS, PoolConfig, ResetSpec, connect_keywords, plain_connect_args
 from .errors import ForeignConnection
 from .proxy import Released
 from .url import parse_url
@@ -34,6 +34,7 @@ logger = logging.getLogger("dbapi_pool")
 _monotonic = time.monotonic
 
 _Pool = TypeVar("_Pool", bound="PoolBase")
+_T = TypeVar("_T")
 
 #: Frames of the borrower's stack kept per checkout when ``leak_timeout`` is set.
 LEAK_STACK_DEPTH = 16
@@ -99,7 +100,8 @@ class PoolBase:
       unreachable (callers then fail fast with the driver's last connect error);
     - ``leak_timeout``: warn, with the borrower's stack, about checkouts held longer;
     - ``connect_args``: a callable returning more ``connect()`` keywords, called for each
-      new connection (rotating credentials, say);
+      new connection (rotating credentials, say); a coroutine function only for
+      ``AsyncConnectionPool`` (the others refuse one with ``TypeError``);
     - ``handoff_after``: how long a waiter may be passed over by a running caller before
       returned connections go straight to it (default: the front-end's; 0 means strict
       first come, first served);
@@ -127,6 +129,8 @@ class PoolBase:
         self._kwargs = profile.connect_kwargs(kwargs, config.connect_timeout)
         self._connect_fn = partial(module.connect, *args, **self._kwargs)
         self._connect_args = config.connect_args
+        if not self._awaits_connect_args:
+            plain_connect_args(name, type(self).__name__, config.connect_args)
         #: Secret connect values, blanked out of logged driver errors.
         self._secrets = [str(v) for k, v in kwargs.items() if k in SECRET_KWARGS and v]
         self._take_driver_policy(profile, config.reset)
@@ -141,6 +145,10 @@ class PoolBase:
         self._abandoned: deque[Entry] = deque()
         self._setup()
         _POOLS.add(self)
+
+    #: Whether the front-end awaits a coroutine function given as ``connect_args`` (only
+    #: the asyncio one: elsewhere its call would return a coroutine nobody awaits).
+    _awaits_connect_args = False
 
     def _take_driver_policy(self, profile: DriverProfile, reset: ResetSpec) -> None:
         """Keep what the pool asks the driver profile on its hot paths."""
@@ -164,12 +172,12 @@ class PoolBase:
     #: Carry out, outside the lock, the I/O the core planned: each front-end its own way.
     _carry_out: Callable[[Plan], Any]
 
-    def _run_core(self, op: Callable[..., Any], *args: Any) -> Any:
-        """Run a core operation under the lock; carry out its plan after releasing it."""
+    def _run_core(self, op: Callable[..., _T], *args: Any) -> _T:
+        """Run one core operation under the lock, then carry out its plan after it."""
         with self._lock:
             result = op(*args)
             plan = self._state.take_plan()
-        if plan:
+        if plan is not None:
             self._carry_out(plan)
         return result
 
@@ -292,7 +300,8 @@ class PoolBase:
         connect = self._connect_fn
         if self._connect_args is not None:
             # Evaluated here, in the caller's thread: offloaded code touches only the driver.
-            kwargs = {**self._user_kwargs, **self._connect_args()}
+            extra = connect_keywords(self.name, self._connect_args())
+            kwargs = {**self._user_kwargs, **extra}
             kwargs = self.profile.connect_kwargs(kwargs, self._config.connect_timeout)
             connect = partial(self.module.connect, *self._args, **kwargs)
         return self._call(connect)

@@ -8,18 +8,29 @@ fields of :class:`PoolConfig`.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-__all__ = ["SETTINGS", "PoolConfig", "ResetSpec", "call_timeout"]
+__all__ = [
+    "SETTINGS",
+    "ConnectArgs",
+    "PoolConfig",
+    "ResetSpec",
+    "call_timeout",
+    "connect_keywords",
+    "is_coroutine_function",
+    "plain_connect_args",
+]
 
 #: ``"rollback"`` (the default), ``None`` (no reset), or a callable taking the raw connection.
 ResetSpec: TypeAlias = "str | Callable[[Any], object] | None"
 
-#: A callable returning more ``connect()`` keywords, called for each new connection.
-ConnectArgs: TypeAlias = "Callable[[], Mapping[str, Any]] | None"
+#: A callable returning more ``connect()`` keywords, called for each new connection; for
+#: ``AsyncConnectionPool`` only, it may be a coroutine function (awaited on the loop).
+ConnectArgs: TypeAlias = "Callable[[], Mapping[str, Any] | Awaitable[Mapping[str, Any]]] | None"
 
 RESET_NAMES = ("rollback", "full")
 
@@ -64,6 +75,34 @@ def call_timeout(pool: str, value: object, default: float | None) -> float | Non
     if value is None:
         return default
     return _number(pool, "the timeout argument of get()", value, allow_none=False)
+
+
+def is_coroutine_function(fn: object) -> bool:
+    """Tell whether calling ``fn`` makes a coroutine (also an object with an async
+    ``__call__``)."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004  (an object with an async __call__)
+    )
+
+
+def connect_keywords(pool: str, extra: object) -> Mapping[str, Any]:
+    """Check what ``connect_args`` returned: a mapping of ``connect()`` keywords."""
+    if not isinstance(extra, Mapping):
+        raise TypeError(
+            f"pool {pool!r}: connect_args returned a {type(extra).__name__}, "
+            "not a mapping of connect() keywords"
+        )
+    return extra
+
+
+def plain_connect_args(pool: str, front_end: str, connect_args: object) -> None:
+    """Refuse, at construction, a coroutine ``connect_args`` a front-end cannot await."""
+    if is_coroutine_function(connect_args):
+        raise TypeError(
+            f"pool {pool!r}: connect_args is a coroutine function, which only "
+            f"AsyncConnectionPool can await; give {front_end} a plain function returning "
+            "the connect() keywords"
+        )
 
 
 def _reset(pool: str, setting: str, value: object) -> object:

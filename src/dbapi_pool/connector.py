@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Mapping
@@ -104,6 +105,25 @@ class _Connector(Generic[PoolT]):
         with self._lock:
             return dict(self._pools)
 
+    def _matching(self, host: str | None, dbname: str | None) -> list[PoolT]:
+        """Return the pools of ``host`` and ``dbname`` (``None``: any); refuse if closed.
+
+        A name that matches no pool is an error (``UnknownHost``): a typo must not pass
+        for a pool with nothing to do.
+        """
+        if self._closed:
+            raise self._closed_error()
+        pools = [
+            pool
+            for (pool_host, pool_db), pool in self.pools().items()
+            if host in (None, pool_host) and dbname in (None, pool_db)
+        ]
+        if not pools and (host is not None or dbname is not None):
+            raise UnknownHost(
+                f"no pool for host={host!r} dbname={dbname!r} (created: {sorted(self.pools())})"
+            )
+        return pools
+
     def _close_all(self) -> list[PoolT]:
         with self._lock:
             self._closed = True
@@ -179,25 +199,6 @@ class DatabaseConnector(_Connector[ConnectionPool]):
         for pool in self._matching(host, dbname):
             pool.wait_ready(max(0.0, deadline - time.monotonic()))
 
-    def _matching(self, host: str | None, dbname: str | None) -> list[ConnectionPool]:
-        """Return the pools of ``host`` and ``dbname`` (``None``: any); refuse if closed.
-
-        A name that matches no pool is an error (``UnknownHost``): a typo must not pass
-        for a pool with nothing to do.
-        """
-        if self._closed:
-            raise self._closed_error()
-        pools = [
-            pool
-            for (pool_host, pool_db), pool in self.pools().items()
-            if host in (None, pool_host) and dbname in (None, pool_db)
-        ]
-        if not pools and (host is not None or dbname is not None):
-            raise UnknownHost(
-                f"no pool for host={host!r} dbname={dbname!r} (created: {sorted(self.pools())})"
-            )
-        return pools
-
     def close(self) -> None:
         """Close every pool; the connector creates no more."""
         for pool in self._close_all():
@@ -219,7 +220,9 @@ class AsyncDatabaseConnector(_Connector[AsyncConnectionPool]):
     """Keep one :class:`AsyncConnectionPool` per ``(host, database)``; the same rules.
 
     ``get(host, dbname)`` returns the pool at once (it opens on first use, in its loop);
-    ``await connector.close()`` closes them all.
+    ``await connector.close()`` closes them all. ``resize()``, ``drain()``, ``pause()``,
+    ``resume()``, ``check()`` and ``wait_ready()`` act on every pool created so far, or
+    on one host's or one database's.
     """
 
     def __init__(
@@ -235,6 +238,57 @@ class AsyncDatabaseConnector(_Connector[AsyncConnectionPool]):
         """Close every pool; the connector creates no more."""
         for pool in self._close_all():
             await pool.close()
+
+    # -- runtime control, over every pool or one host's (or one database's) ----------------
+
+    async def resize(
+        self,
+        min_size: int | None = None,
+        max_size: int | None = None,
+        *,
+        host: str | None = None,
+        dbname: str | None = None,
+    ) -> None:
+        """Resize the pools created so far (``host``/``dbname``: only theirs).
+
+        See :meth:`AsyncConnectionPool.resize`; pools created later keep the connector's
+        settings. A bad size raises ``ValueError`` before any pool changes.
+        """
+        pools = self._matching(host, dbname)
+        sizes = {"min_size": min_size, "max_size": max_size}
+        changes = {name: size for name, size in sizes.items() if size is not None}
+        for pool in pools:  # every pool validates first: all change, or none
+            pool.config.replace(**changes)
+        for pool in pools:
+            await pool.resize(min_size, max_size)
+
+    async def drain(self, *, host: str | None = None, dbname: str | None = None) -> None:
+        """Replace every open connection of the pools (after a failover, or once new
+        credentials are in place for ``connect_args``)."""
+        await asyncio.gather(*(pool.drain() for pool in self._matching(host, dbname)))
+
+    def pause(self, *, host: str | None = None, dbname: str | None = None) -> None:
+        """Pause the pools: checkouts wait (bounded by their timeout) until resume()."""
+        for pool in self._matching(host, dbname):
+            pool.pause()
+
+    def resume(self, *, host: str | None = None, dbname: str | None = None) -> None:
+        """Resume paused pools; tasks that waited are served in order."""
+        for pool in self._matching(host, dbname):
+            pool.resume()
+
+    async def check(self, *, host: str | None = None, dbname: str | None = None) -> int:
+        """Check every idle connection of the pools at once; return how many were dead."""
+        found = await asyncio.gather(*(p.check() for p in self._matching(host, dbname)))
+        return sum(found)
+
+    async def wait_ready(
+        self, timeout: float = 30.0, *, host: str | None = None, dbname: str | None = None
+    ) -> None:
+        """Return once every pool has ``min_size`` connections open (``PoolTimeout``
+        after ``timeout`` seconds)."""
+        pools = self._matching(host, dbname)
+        await asyncio.gather(*(pool.wait_ready(timeout) for pool in pools))
 
     async def __aenter__(self) -> AsyncDatabaseConnector:
         return self

@@ -12,16 +12,42 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Generator, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConnectionReleased
 
 if TYPE_CHECKING:
     from .._core import Entry
-    from .pool import AsyncConnectionPool
-    from .threads import ConnectionThread
+    from .._drivers import DriverProfile
+    from .threads import ConnectionInfo, ConnectionThread
 
-__all__ = ["AsyncCursor", "AsyncPooledConnection"]
+__all__ = ["AsyncCursor", "AsyncOwner", "AsyncPooledConnection"]
+
+
+class AsyncOwner(Protocol):
+    """What an async connection needs of its pool (``AsyncConnectionPool``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def profile(self) -> DriverProfile: ...
+
+    async def put(self, conn: AsyncPooledConnection) -> None: ...
+
+    def _cancelled_mid_call(self, entry: Entry, cursors: list[Any] | None) -> None:
+        """Take back a connection whose caller was cancelled while its call ran, with the
+        driver cursors of the checkout still open (closed in its thread after the call)."""
+
+    def _note_error(self, entry: Entry, exc: BaseException) -> None:
+        """Mark a connection whose call failed with a "dead" error (closed on return)."""
+
+    def _needs_commit(self, conn: Any) -> bool:
+        """Tell whether ending an ``async with`` block must send a COMMIT."""
+
+    def _abandon(self, entry: Entry) -> None:
+        """Take a connection whose holder was collected without returning it."""
+
 
 #: Rows fetched per job by ``async for row in cursor``.
 ITERATION_BATCH = 100
@@ -49,11 +75,12 @@ class AsyncPooledConnection:
 
     __slots__ = ("__weakref__", "_conn", "_cursors", "_entry", "_pool", "_thread")
 
-    def __init__(self, pool: AsyncConnectionPool, entry: Entry) -> None:
+    def __init__(self, pool: AsyncOwner, entry: Entry) -> None:
         self._pool = pool
         self._entry: Entry | None = entry
         self._conn: Any = entry.conn
-        self._thread: ConnectionThread = entry.info.thread
+        info: ConnectionInfo = entry.info
+        self._thread: ConnectionThread = info.thread
         #: The driver cursors of this checkout not closed yet (``None`` until the first):
         #: closed on return. The driver's, not the AsyncCursors: no reference cycle.
         self._cursors: list[Any] | None = None
@@ -85,7 +112,8 @@ class AsyncPooledConnection:
         try:
             return await fut
         except asyncio.CancelledError:
-            self._pool._cancelled_mid_call(self)
+            if self._release() is not None:
+                self._pool._cancelled_mid_call(entry, self._open_cursors())
             raise
         except Exception as exc:
             self._pool._note_error(entry, exc)

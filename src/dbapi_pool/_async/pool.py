@@ -3,26 +3,26 @@
 Every blocking driver call runs in a thread the pool owns (one per connection, started at
 ``open()``), so the event loop keeps serving while queries run. All bookkeeping happens on
 the loop thread: outcomes of the threads' jobs come back through one ``Inbox``.
-The core and its lock are the same as the threaded pool's.
+The core and its lock are the same as the threaded pool's. This module decides; the
+driver calls themselves are in ``offload.py``, the upkeep of idle connections in
+``maintenance.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-import weakref
 from functools import partial
 from types import TracebackType
 from typing import Any
 
-from .._base import PoolBase
-from .._core import CONNECT, Entry, Plan, Waiter
-from .._drivers import rollback
+from .._core import CONNECT, Entry, Waiter
 from ..config import call_timeout
-from ..errors import ConnectTimeout, WrongEventLoop
+from ..errors import PoolTimeout, WrongEventLoop
 from .connection import AsyncPooledConnection
-from .threads import ConnectionThread, Inbox
+from .maintenance import MaintainedPool
 
 __all__ = ["AsyncConnectionPool"]
 
@@ -30,34 +30,27 @@ logger = logging.getLogger("dbapi_pool")
 _monotonic = time.monotonic
 _INF = float("inf")
 
-#: How long the maintenance task sleeps when no deadline is known.
-IDLE_WAKE = 60.0
 
-
-class _Info:
-    """What the async front-end keeps per connection: its thread and server session id."""
-
-    __slots__ = ("session_id", "thread")
-
-    def __init__(self, thread: ConnectionThread, session_id: Any) -> None:
-        self.thread = thread
-        self.session_id = session_id
-
-
-class AsyncConnectionPool(PoolBase):
+class AsyncConnectionPool(MaintainedPool):
     """Pool connections of any blocking DB-API 2.0 driver for asyncio.
 
     Same settings as :class:`~dbapi_pool.ConnectionPool`. Loop-bound objects are made at
     :meth:`open` (or on first use, or by ``async with pool:``), never in ``__init__``; the
     pool then belongs to that loop, and using it from another raises ``WrongEventLoop``.
+
+    ``connect_args`` may also be a coroutine function (a token fetched over the network):
+    it is awaited on the loop for each new connection, within ``connect_timeout``. After
+    rotating credentials, ``await pool.drain()`` replaces the connections opened with the
+    old ones.
+
+    Runtime control: ``await resize()``, ``await drain()``, ``pause()``/``resume()``,
+    ``await check()``, ``await wait_ready()``. An operation that closes connections
+    returns once the driver's ``close()`` of each idle one has returned; connections in
+    use are closed when they come back (and that ``put()`` returns after the close).
     """
 
     def _setup(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._free_threads: list[ConnectionThread] = []
-        self._service: ConnectionThread | None = None
-        self._maintenance: asyncio.Task[None] | None = None
-        self._drained: asyncio.Future[None] | None = None
+        super()._setup()
         #: One timer for all waiters' deadlines, armed for the earliest (a timer per wait
         #: cost about 7 % of throughput with 200 tasks on 8 connections, measured).
         self._sweep: asyncio.TimerHandle | None = None
@@ -69,17 +62,25 @@ class AsyncConnectionPool(PoolBase):
 
     # -- opening -------------------------------------------------------------------------
 
-    async def open(self) -> None:
-        """Bind the pool to the running loop, start its threads, open ``min_size``."""
+    async def open(self, wait: bool = False, timeout: float | None = 30.0) -> None:
+        """Bind the pool to the running loop, start its threads, open ``min_size``.
+
+        Returns once the first attempts to open ``min_size`` connections have ended
+        (some may have failed: the pool retries them in the background). With ``wait``,
+        returns only when ``min_size`` connections are open, or raises ``PoolTimeout``
+        after ``timeout`` seconds: see :meth:`wait_ready`.
+        """
         loop = asyncio.get_running_loop()
-        if self._loop is loop:
-            return
-        self._bind(loop)
-        with self._lock:
-            self._state.maintain(_monotonic())
-            plan = self._state.take_plan()
-        if plan is not None:
-            await asyncio.gather(*self._carry_out(plan))
+        if self._loop is not loop:
+            self._bind(loop)
+            with self._lock:
+                self._state.maintain(_monotonic())
+                plan = self._state.take_plan()
+            if plan is not None:
+                # Spelled out, not _run_core: the refill's futures are awaited here.
+                await asyncio.gather(*self._carry_out(plan))
+        if wait:
+            await self.wait_ready(timeout)
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is not None:
@@ -89,31 +90,19 @@ class AsyncConnectionPool(PoolBase):
         if self._state.closed:
             raise self._state.closed_error()
         self._loop = loop
-        # Started ahead of need: a thread start on the first burst lagged the loop by up
-        # to 36 ms here (research/concurrency.md).
-        self._inbox = Inbox(loop)
-        self._free_threads = [self._new_thread(i) for i in range(self._config.max_size)]
-        self._service = ConnectionThread(self._inbox, f"dbapi-pool {self.name} service")
-        config = self._config
-        if (
-            config.max_idle is not None
-            or config.max_age is not None
-            or config.leak_timeout is not None
-            or config.min_size
-        ):
-            self._maintenance = loop.create_task(
-                _maintenance(weakref.ref(self)), name=f"dbapi-pool maintenance {self.name}"
-            )
-        logger.info("pool %r: opened (max_size=%d)", self.name, config.max_size)
-
-    def _new_thread(self, number: int) -> ConnectionThread:
-        return ConnectionThread(self._inbox, f"dbapi-pool {self.name} #{number}")
+        self._start_threads(loop)
+        self._start_maintenance()
+        logger.info("pool %r: opened (max_size=%d)", self.name, self._config.max_size)
 
     def _bound_loop(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             self._bind(loop)
         return loop
+
+    async def _ensure_open(self) -> None:
+        if self._loop is None or self._loop is not asyncio.get_running_loop():
+            await self.open()
 
     # -- checkout ------------------------------------------------------------------------
 
@@ -140,7 +129,7 @@ class AsyncConnectionPool(PoolBase):
             if type(got) is Waiter:  # only now a coroutine: the uncontended path has none
                 got = await self._wait(loop, got)
             if got is CONNECT:
-                return await self._connect(loop)
+                return await self._lend_new(loop)
             # A connection that fails its check is replaced within the same deadline.
             if not self._validates:
                 break
@@ -175,6 +164,13 @@ class AsyncConnectionPool(PoolBase):
         if error is not None:
             raise error
         return got
+
+    async def _lend_new(self, loop: asyncio.AbstractEventLoop) -> AsyncPooledConnection:
+        """Open a connection into the slot the core reserved for this caller; lend it."""
+        entry = await self._connect(loop)
+        if self._state.lent is not None:
+            self._record_borrower(entry)
+        return AsyncPooledConnection(self, entry)
 
     def _quick_check(self, entry: Entry) -> bool | None:
         """Check an idle connection without I/O: usable, dead (then replaced), or ``None``
@@ -247,152 +243,16 @@ class AsyncConnectionPool(PoolBase):
             self._arm_sweep(self._loop, earliest)
 
     def _give_up(self, waiter: Waiter) -> None:
-        with self._lock:
-            self._state.cancel_waiter(waiter, _monotonic(), timed_out=False)
-            plan = self._state.take_plan()
-        if plan is not None:
-            self._carry_out(plan)
-
-    # -- connecting ----------------------------------------------------------------------
-
-    def _open_on_thread(self) -> tuple[Any, Any]:
-        """Connect, and read the session id while the connection is surely idle."""
-        conn = self._connect_driver()
-        session_id = None
-        if self.profile.session_id is not None:
-            try:
-                session_id = self.profile.session_id(conn)
-            except BaseException:
-                self._close_quietly(conn, "connect_failed")
-                raise
-        return conn, session_id
-
-    async def _connect(self, loop: asyncio.AbstractEventLoop) -> AsyncPooledConnection:
-        """Open a connection into the slot the core reserved for this caller."""
-        thread = self._take_thread()
-        fut: asyncio.Future[Entry] = loop.create_future()
-        thread.call(partial(self._connect_outcome, thread, fut), self._open_on_thread)
-        limit = self._config.connect_timeout
-        timer = None
-        if limit is not None:
-            timer = loop.call_later(limit, self._connect_timed_out, fut, limit)
-        try:
-            entry = await fut
-        finally:
-            if timer is not None:
-                timer.cancel()
-        if self._state.lent is not None:
-            self._record_borrower(entry)
-        return AsyncPooledConnection(self, entry)
-
-    def _connect_timed_out(self, fut: asyncio.Future[Entry], limit: float) -> None:
-        if fut.done():
-            return
-        with self._lock:
-            self._state.count_connect_timeout()
-            counts = self._state.counts()
-        fut.set_exception(
-            ConnectTimeout(
-                f"pool {self.name!r}: connecting took longer than connect_timeout="
-                f"{limit:g} s ({counts})"
-            )
-        )
-
-    def _connect_outcome(
-        self, thread: ConnectionThread, fut: asyncio.Future[Entry], ok: bool, value: Any
-    ) -> None:
-        """Take a connect's outcome on the loop: to its caller, or closed if it gave up."""
-        if fut.done():  # timed out or cancelled: the slot is freed only now
-            if ok:
-                thread.call(
-                    partial(self._late_closed, thread),
-                    self._close_quietly,
-                    value[0],
-                    "late_connect",
-                )
-            else:
-                self._late_closed(thread, False, None, closed=False)
-            return
-        if not ok:
-            with self._lock:
-                failures = self._state.health.failures
-                self._state.connect_failed(_monotonic(), value)
-                plan = self._state.take_plan()
-            self._log_connect(value, failures)
-            self._release_thread(thread)
-            if plan is not None:
-                self._carry_out(plan)
-            fut.set_exception(value)
-            return
-        conn, session_id = value
-        with self._lock:
-            failures = self._state.health.failures
-            entry = self._state.connected(conn, _monotonic(), _Info(thread, session_id))
-            plan = self._state.take_plan()
-        self._log_connect(None, failures)
-        if plan is not None:
-            self._carry_out(plan)
-        if entry is None:
-            fut.set_exception(self._state.closed_error())
-        else:
-            fut.set_result(entry)
-
-    def _late_closed(
-        self, thread: ConnectionThread, ok: bool, value: Any, *, closed: bool = True
-    ) -> None:
-        self._release_thread(thread)
-        with self._lock:
-            self._state.connect_abandoned(closed=closed)
-            plan = self._state.take_plan()
-        if plan is not None:
-            self._carry_out(plan)
-
-    def _start_pool_connect(self) -> asyncio.Future[None]:
-        """Open a connection for the pool itself (refill to min_size)."""
-        assert self._loop is not None
-        thread = self._take_thread()
-        fut: asyncio.Future[None] = self._loop.create_future()
-        thread.call(partial(self._pool_connect_outcome, thread, fut), self._open_on_thread)
-        return fut
-
-    def _pool_connect_outcome(
-        self, thread: ConnectionThread, fut: asyncio.Future[None], ok: bool, value: Any
-    ) -> None:
-        with self._lock:
-            failures = self._state.health.failures
-            if ok:
-                conn, session_id = value
-                self._state.add_idle(conn, _monotonic(), _Info(thread, session_id))
-            else:
-                self._state.connect_failed(_monotonic(), value)
-            plan = self._state.take_plan()
-        self._log_connect(None if ok else value, failures)
-        if not ok:
-            self._release_thread(thread)
-        if plan is not None:
-            self._carry_out(plan)
-        if not fut.done():
-            fut.set_result(None)
-
-    def _take_thread(self) -> ConnectionThread:
-        if self._free_threads:
-            return self._free_threads.pop()
-        # Only when a slot's thread is still finishing a close; rare, so start one now.
-        return self._new_thread(self._config.max_size)
-
-    def _release_thread(self, thread: ConnectionThread) -> None:
-        if self._state.closed or len(self._free_threads) >= self._config.max_size:
-            thread.stop()
-        else:
-            self._free_threads.append(thread)
+        self._run_core(partial(self._state.cancel_waiter, timed_out=False), waiter, _monotonic())
 
     # -- return --------------------------------------------------------------------------
 
     async def put(self, conn: AsyncPooledConnection) -> None:
         """Return a connection: reset it in its thread, then hand it on or keep it idle.
 
-        The same rules as ``ConnectionPool.put()``. If the awaiting task is cancelled, the
-        return still completes.
+        The same rules as ``ConnectionPool.put()``; the driver cursors of the checkout still
+        open are closed in the same job, before the reset. If the awaiting task is
+        cancelled, the return still completes.
         """
         if type(conn) is not AsyncPooledConnection or conn._pool is not self:
             raise self._foreign(conn)
@@ -403,134 +263,140 @@ class AsyncConnectionPool(PoolBase):
         if done is not None:
             await done
 
-    def _return(
-        self,
-        entry: Entry,
-        *,
-        wait: bool = False,
-        cancelled: bool = False,
-        reason: str | None = None,
-        cursors: list[Any] | None = None,
-    ) -> asyncio.Future[None] | None:
-        """Reset (or close) a returned connection in its thread, then check it in.
+    # -- runtime control -----------------------------------------------------------------
 
-        ``cursors``: the checkout's driver cursors still open, closed first in the same
-        job (a closed connection ends them too). With ``wait``, return a future resolved
-        once that is done, or ``None`` if it was done at once (nothing to reset or close:
-        no future, no hop).
+    async def resize(self, min_size: int | None = None, max_size: int | None = None) -> None:
+        """Change ``min_size`` and/or ``max_size`` at once (``None`` keeps the current one).
+
+        Growing serves waiting tasks at once and starts opening the connections a higher
+        ``min_size`` asks for (:meth:`wait_ready` waits for them). Shrinking closes idle
+        connections above the new ``max_size`` (the longest idle first) and returns once
+        they are closed; connections in use above it close when they come back (their
+        ``put()`` returns after the close). Bad sizes raise ``ValueError`` and change
+        nothing.
         """
-        if reason is None:
-            reason = self._state.retire_reason(entry, _monotonic()) or self._broken(entry.conn)
-        if reason is not None:
-            job: tuple[Any, ...] = (self._close_job, entry.conn, reason)
-        elif cancelled:
-            # The transaction may be aborted by the cancel: always roll back first.
-            job = (self._reset_job, entry.conn, self._reset or rollback, cursors)
-        elif self._needs_reset(entry.conn):
-            job = (self._reset_job, entry.conn, self._reset, cursors)
-        elif cursors is not None:
-            job = (self._reset_job, entry.conn, None, cursors)
-        else:
-            self._returned(entry, None, True, None)
-            return None
-        done = self._loop.create_future() if wait and self._loop is not None else None
-        entry.info.thread.call(partial(self._returned, entry, done), *job)
-        return done
+        await self._ensure_open()
+        now = _monotonic()
+        state = self._state
+        closing = self._run_core(self._closes_planned_by, state.resize, now, min_size, max_size)
+        self._config = state.config
+        self._fit_threads()
+        self._start_maintenance()
+        self._notify_ready()
+        logger.info(
+            "pool %r: resized (min_size=%d, max_size=%d)",
+            self.name,
+            self._config.min_size,
+            self._config.max_size,
+        )
+        await self._closes_done(closing)
 
-    def _reset_job(self, conn: Any, reset: Any, cursors: list[Any] | None) -> str | None:
+    async def drain(self) -> None:
+        """Replace every connection open now: idle ones at once, those in use on return.
+
+        Returns once the idle ones are closed; a connection in use is closed when it comes
+        back (its ``put()`` returns after the close), and a connect running now is closed
+        when it ends, so that every ``get()`` after this one gets a connection opened after
+        it. For a failover, or new credentials from a ``connect_args`` callable (a
+        ``rotate()``: store the new secret, then ``await pool.drain()``). ``min_size`` is
+        refilled in the background. Raises ``PoolClosed`` on a closed pool.
+        """
+        await self._ensure_open()
+        closing = self._run_core(self._closes_planned_by, self._state.drain, _monotonic())
+        self._start_maintenance()
+        logger.info("pool %r: drained (%d idle connections closed)", self.name, len(closing))
+        await self._closes_done(closing)
+
+    def pause(self) -> None:
+        """Hold every checkout in line (each up to its timeout); open and close nothing.
+
+        For a maintenance window (HikariCP's suspend). A plain method, as is
+        :meth:`resume`: neither waits for anything (a coroutine in this API means "this
+        waits"), and both can be called from synchronous code, such as a signal handler
+        added with ``loop.add_signal_handler``. Pausing twice raises ``PoolError``.
+        """
+        self._run_core(self._state.pause)
+        logger.info("pool %r: paused", self.name)
+
+    def resume(self) -> None:
+        """End a pause: idle connections go to the waiting tasks in order, then free slots.
+
+        Call it on the pool's loop (``loop.call_soon_threadsafe(pool.resume)`` from another
+        thread): it wakes tasks. Raises ``PoolError`` if the pool is not paused.
+        """
+        self._bound_loop()
+        self._run_core(self._state.resume, _monotonic())
+        self._start_maintenance()
+        logger.info("pool %r: resumed", self.name)
+
+    async def check(self) -> int:
+        """Check every idle connection now, each in its thread; return how many were dead.
+
+        Each idle connection gets the driver's ping (without one, the socket probe; for
+        sqlite3, only the driver's own "closed" flag); a dead one is closed and replaced
+        up to ``min_size``. Returns once every idle connection was checked, the dead ones
+        are closed and their replacements' connects have ended. Connections in use are
+        not touched; one being checked is not lent meanwhile. Raises ``PoolClosed`` on a
+        closed pool; a paused pool's connections are not checked.
+        """
+        await self._ensure_open()
+        if self._state.closed:
+            raise self._state.closed_error()
+        entries = self._run_core(self._state.borrow_idle, _monotonic())
+        pings = self._ping_entries(entries)
+        if not pings:
+            return 0
+        # Shielded: a caller that gives up leaves the checks to end (and give back).
+        outcomes = await asyncio.shield(asyncio.gather(*pings))
+        dead = [refills for refills in outcomes if refills is not None]
+        replacements = [fut for refills in dead for fut in refills]
+        if replacements:
+            await asyncio.shield(asyncio.gather(*replacements))
+        return len(dead)
+
+    @property
+    def paused(self) -> bool:
+        """Tell whether the pool is paused."""
+        return self._state.paused
+
+    async def wait_ready(self, timeout: float | None = 30.0) -> None:
+        """Wait until ``min_size`` connections are open (idle or in use).
+
+        After ``timeout`` seconds (``None``: no limit), raises ``PoolTimeout`` chained to
+        the last connect error; the pool stays open and goes on trying (close it if you
+        give up). Raises ``PoolClosed`` if the pool is closed meanwhile.
+        """
+        if timeout is not None and (not isinstance(timeout, (int, float)) or not timeout >= 0):
+            raise ValueError(f"pool {self.name!r}: timeout must be >= 0 or None, got {timeout!r}")
+        if timeout is not None and math.isinf(timeout):
+            timeout = None
+        await self._ensure_open()
+        with self._lock:
+            ready, closed = self._state.ready, self._state.closed
+        if closed:
+            raise self._state.closed_error()
+        if ready:
+            return
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._ready_waiters.append(fut)
         try:
-            for cursor in cursors or ():
-                cursor.close()
-            if reset is not None:
-                reset(conn)
-        except Exception as exc:
-            reason = self._reset_failed(exc)
-            self._close_quietly(conn, reason)
-            return reason
-        return None
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            raise self._not_ready_error(timeout) from self._last_connect_error
+        finally:
+            if fut in self._ready_waiters:
+                self._ready_waiters.remove(fut)
 
-    def _close_job(self, conn: Any, reason: str) -> str:
-        self._close_quietly(conn, reason)
-        return reason
-
-    def _returned(
-        self, entry: Entry, done: asyncio.Future[None] | None, ok: bool, reason: Any
-    ) -> None:
-        if not ok:  # the reset itself died (not an Exception): close and drop it
-            entry.info.thread.call(
-                partial(self._returned, entry, done), self._close_job, entry.conn, "reset_failed"
-            )
-            return
-        if reason is not None:
-            self._release_thread(entry.info.thread)
+    def _not_ready_error(self, timeout: float | None) -> PoolTimeout:
         with self._lock:
-            self._state.checkin(entry, _monotonic(), reason)
-            plan = self._state.take_plan() if self._state.plan is not None else None
-        if plan is not None:
-            self._carry_out(plan)
-        if done is not None and not done.done():
-            done.set_result(None)
-
-    def _cancelled_mid_call(self, conn: AsyncPooledConnection) -> None:
-        """Take back a connection whose caller was cancelled while its call ran.
-
-        The call goes on in the connection's thread; the server is asked to stop it, and
-        the reset queued behind it runs only once it has returned: the connection is
-        never reused mid-call (a 1.9 s stall with psycopg2, a corrupted protocol with
-        PyMySQL, measured in research/concurrency.md).
-        """
-        entry = conn._release()
-        if entry is None:
-            return
-        info: _Info = entry.info
-        cancel = self.profile.cancel
-        if info.thread.busy and self._service is not None:
-            if cancel is None:
-                # Nothing can stop it: let it finish, then close rather than reuse.
-                info.thread.call(
-                    partial(self._returned, entry, None), self._close_job, entry.conn, "cancelled"
-                )
-                return
-            self._service.call(
-                self._cancel_outcome, cancel, self._connect_driver, entry.conn, info.session_id
-            )
-        self._return(entry, cancelled=True, cursors=conn._open_cursors())
-
-    def _cancel_outcome(self, ok: bool, value: Any) -> None:
-        if not ok:
-            logger.warning(
-                "pool %r: could not cancel a call on the server (%s: %s)",
-                self.name,
-                type(value).__name__,
-                value,
-            )
-
-    # -- background work -----------------------------------------------------------------
-
-    def _carry_out(self, plan: Plan) -> list[asyncio.Future[None]]:
-        """Start, without waiting, the work the core asked for; return refill futures."""
-        for waiter in plan.wake:
-            if not waiter.signal.done():
-                waiter.signal.set_result(None)
-        for entry in plan.close:
-            entry.info.thread.call(
-                partial(self._entry_closed, entry),
-                self._close_quietly,
-                entry.conn,
-                entry.close_reason or "pool_closed",
-            )
-        return [self._start_pool_connect() for _ in range(plan.connect)]
-
-    def _entry_closed(self, entry: Entry, ok: bool, value: Any) -> None:
-        self._release_thread(entry.info.thread)
-        with self._lock:
-            self._state.entries_closed([entry])
-            plan = self._state.take_plan()
-            drained = self._state.closing == 0
-        if plan is not None:
-            self._carry_out(plan)
-        if drained and self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
+            state = self._state
+            opened = state.size - state.connecting - state.closing
+            counts = state.counts()
+        return PoolTimeout(
+            f"pool {self.name!r}: {opened} of min_size={self._config.min_size} connections "
+            f"open after {timeout:g} s ({counts})"
+        )
 
     # -- the rest of the surface ---------------------------------------------------------
 
@@ -542,37 +408,35 @@ class AsyncConnectionPool(PoolBase):
     async def close(self) -> None:
         """Close the pool: idle connections now, checked-out ones when returned.
 
-        Waiting tasks get ``PoolClosed``; so does every later ``get()``. Waits for the idle
-        connections' closes, then lets the pool's idle threads exit.
+        Waiting tasks get ``PoolClosed``; so does every later ``get()``. Returns once the
+        driver's ``close()`` of every connection it closes has returned (the idle ones,
+        those being checked, and closes already running), then lets the threads exit.
         """
         if self._abandoned:
             self._collect_abandoned()
-        with self._lock:
-            already = self._state.closed
-            self._state.close()
-            plan = self._state.take_plan()
-            closing = self._state.closing
+        already = self._run_core(self._close_state)
         if self._loop is None:
             return
-        if closing and self._drained is None:
-            self._drained = self._loop.create_future()
-        if plan is not None:
-            self._carry_out(plan)
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            self._maintenance = None
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep, self._sweep_at = None, _INF
-        if self._drained is not None and closing:
-            await asyncio.shield(self._drained)
-        for thread in self._free_threads:
-            thread.stop()
-        self._free_threads = []
-        if self._service is not None:
-            self._service.stop()
+        closed = self._state.closed_error()
+        for fut in self._ready_waiters:
+            if not fut.done():
+                fut.set_exception(closed)
+        await self._stop_maintenance()
+        if self._checks:  # given back to a closed pool, so closed: wait for that too
+            await asyncio.shield(asyncio.gather(*self._checks))
+        await self._all_closed()
+        self._stop_threads()
         if not already:
             logger.info("pool %r: closed", self.name)
+
+    def _close_state(self) -> bool:
+        """Close the core (under the lock); tell whether it was closed already."""
+        already = self._state.closed
+        self._state.close()
+        return already
 
     async def __aenter__(self) -> AsyncConnectionPool:
         await self.open()
@@ -611,18 +475,3 @@ class _Lending:
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.__aexit__(exc_type, exc, tb)
-
-
-async def _maintenance(ref: weakref.ref[AsyncConnectionPool]) -> None:
-    """Run the pool's maintenance at the deadlines it returns, holding it only weakly."""
-    while True:
-        pool = ref()
-        if pool is None or pool.closed:
-            return
-        try:
-            delay = pool._maintain()
-        except Exception:
-            logger.exception("pool %r: maintenance failed; retrying in 1 s", pool.name)
-            delay = 1.0
-        del pool
-        await asyncio.sleep(IDLE_WAKE if delay is None else delay)

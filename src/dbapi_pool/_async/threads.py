@@ -18,7 +18,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-__all__ = ["ConnectionThread", "Inbox", "Outcome"]
+__all__ = ["ConnectionInfo", "ConnectionThread", "Inbox", "Outcome"]
 
 logger = logging.getLogger("dbapi_pool")
 
@@ -131,3 +131,15 @@ class ConnectionThread:
                 post(outcome, ok, value)
             except RuntimeError:  # the loop is closed: nobody is left to tell
                 logger.debug("dropped the outcome of %r: event loop closed", fn)
+
+
+class ConnectionInfo:
+    """What the async pool keeps per connection (``Entry.info``): its thread, its server
+    session id, and, while the pool closes it, a future resolved once it is closed."""
+
+    __slots__ = ("closed", "session_id", "thread")
+
+    def __init__(self, thread: ConnectionThread, session_id: Any) -> None:
+        self.thread = thread
+        self.session_id = session_id
+        self.closed: asyncio.Future[None] | None = None

@@ -272,7 +272,7 @@ class ConnectionPool(PoolControl):
         if waiter.signal.acquire(True, max(0.0, first)):
             waiter.signal.release()  # keep it up for the wait that reads the result
             return None
-        return self._run_core(self._state.poll_waiter, waiter, _monotonic())  # type: ignore[no-any-return]
+        return self._run_core(self._state.poll_waiter, waiter, _monotonic())
 
     def _sweep_by(self, deadline: float) -> None:
         """Have the maintenance worker time out waiters at ``deadline`` (green backends)."""
