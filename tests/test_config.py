@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from dbapi_pool import AsyncConnectionPool, ConnectionPool
-from dbapi_pool._sync.pool import THREADS_HANDOFF_AFTER
 from dbapi_pool.config import PoolConfig
 from dbapi_pool.testing.fakedb import FakeDatabase
 
@@ -65,12 +64,10 @@ def test_every_default_is_the_config_fields_one() -> None:
     assert {key: getattr(config, key) for key in fields} == fields
 
 
-def test_threads_have_their_own_handoff_default_unless_given() -> None:
-    assert ConnectionPool(FakeDatabase()).config.handoff_after == THREADS_HANDOFF_AFTER
-    assert ConnectionPool(FakeDatabase(), handoff_after=None).config.handoff_after == (
-        THREADS_HANDOFF_AFTER
-    )
-    assert ConnectionPool(FakeDatabase(), handoff_after=0).config.handoff_after == 0
+def test_handoff_after_none_means_the_default_strict_order() -> None:
+    assert ConnectionPool(FakeDatabase()).config.handoff_after == 0
+    assert ConnectionPool(FakeDatabase(), handoff_after=None).config.handoff_after == 0
+    assert ConnectionPool(FakeDatabase(), handoff_after=0.002).config.handoff_after == 0.002
 
 
 def test_build_refuses_an_unknown_setting_naming_it() -> None:

@@ -309,3 +309,16 @@ def test_wait_closed_of_an_open_pool_is_an_error() -> None:
     with ConnectionPool(control_db()) as pool:
         with pytest.raises(PoolError, match="before close"):
             pool.wait_closed()
+
+
+def test_a_connection_closed_on_return_below_min_size_is_replaced_in_the_background() -> None:
+    db = FakeDatabase()
+    pool = ConnectionPool(db, min_size=2, max_size=2, max_idle=None, max_age=None)
+    try:
+        conn = pool.get()
+        conn._entry.broken = True  # failed with a "dead" error: closed on return
+        pool.put(conn)
+        assert eventually(lambda: pool.stats().idle == 2)
+        assert pool.stats().closes["broken"] == 1
+    finally:
+        pool.close()

@@ -332,3 +332,57 @@ def test_keepalive_makes_maintenance_look_again_while_connections_are_in_use() -
     state = make_state(max_size=2, max_idle=None, max_age=None, keepalive=30.0)
     open_entry(state)
     assert state.maintain(5.0) == 35.0
+
+
+# -- refill, surplus and the late poll ----------------------------------------------------
+
+
+def test_a_refill_capped_by_max_connecting_goes_on_as_connects_end() -> None:
+    state = make_state(min_size=4, max_size=4, max_connecting=2)
+    state.maintain(0.0)
+    plan = state.take_plan()
+    assert plan is not None and plan.connect == 2
+    state.add_idle(object(), 1.0)
+    plan = state.take_plan()
+    assert plan is not None and plan.connect == 1  # the slot the first connect freed
+    state.add_idle(object(), 1.0)
+    plan = state.take_plan()
+    assert plan is not None and plan.connect == 1
+    assert state.size == 4
+
+
+def test_a_connection_above_a_lowered_max_size_is_retired_before_its_reset() -> None:
+    state = make_state(max_size=2)
+    held = [open_entry(state), open_entry(state)]
+    state.resize(1.0, max_size=1)
+    assert state.retire_reason(held[0], 2.0) == "resized"
+    state.checkin(held[0], 2.0, "resized")
+    assert state.retire_reason(held[1], 2.0) is None
+    assert state.snapshot().closes["resized"] == 1
+
+
+def test_short_of_min_says_when_a_refill_is_due() -> None:
+    state = make_state(min_size=1, max_size=2)
+    assert state.short_of_min
+    state.maintain(0.0)
+    state.add_idle(object(), 0.0)
+    assert not state.short_of_min
+    [entry] = state.borrow_idle(1.0)
+    state.give_back(entry, 1.0, "failed_check")  # plans its own refill
+    state.take_plan()
+    assert not state.short_of_min  # connecting counts: the refill is under way
+    state.connect_failed(2.0, ConnectionRefusedError())
+    assert not state.short_of_min  # connects failing: the backoff decides
+
+
+def test_a_late_poll_of_a_younger_waiter_serves_the_oldest_first() -> None:
+    state = make_state(max_size=1, handoff_after=0.005)
+    held = open_entry(state)
+    older, younger = waiter(state, 0.0), waiter(state, 0.001)
+    state.checkin(held, 0.002)  # within the window: back to the idle stack
+    assert list(state.idle) == [held]
+    assert state.poll_waiter(younger, 0.007) is None  # its thread ran first
+    assert older.result is held
+    plan = state.take_plan()
+    assert plan is not None and plan.wake == [older]
+    assert list(state.waiters) == [younger]

@@ -435,11 +435,11 @@ class OffloadingPool(PoolBase):
     def _refill_after_close(self) -> None:
         """Have a slot freed by a close refilled up to ``min_size`` soon.
 
-        The core refills only when asked (``maintain()``), and a drain or resize asked
-        while the closes still held their slots: the maintenance task would otherwise
-        refill at its next wake-up only (up to a minute later without ``max_idle``).
+        The core plans refills when asked (``maintain()``); a drain or resize asked while
+        the closes still held their slots, so the maintenance task is woken rather than
+        left to its next deadline (up to a minute later without ``max_idle``).
         """
-        if self._config.min_size and not self._state.ready:
+        if self._state.short_of_min:
             self._wake_maintenance()
 
     def _record_closed(self, entry: Entry) -> int:

@@ -13,8 +13,9 @@ from typing import Any
 
 from ..config import PoolConfig
 from ..errors import PoolError
-from .entries import CHECKING, CLOSED, DETACHED, IDLE, IN_USE, Entry
-from .state import PoolCore
+from .entries import CHECKING, CLOSED, DETACHED, IDLE, IN_USE, Entry, Waiter
+from .state import PING, PROBE, PoolCore
+from .stats import PoolStats
 
 __all__ = ["PoolState"]
 
@@ -98,6 +99,26 @@ class PoolState(PoolCore):
         self._refill(now)
 
     # -- checks and detaching ------------------------------------------------------------
+
+    def check_level(self, entry: Entry, now: float, can_probe: bool) -> int:
+        """Say how an idle entry must be checked before it is lent: ``PING`` (a round
+        trip), ``PROBE`` (a round trip if its socket has something to read), or ``0``.
+
+        ``can_probe``: the driver exposes the socket, whose probe is cheap enough for
+        every checkout. Without one, a connection used within ``check_idle_after`` is
+        trusted (HikariCP's bypass window), as a ping each time would double the round
+        trips. ``check_idle_after=None`` trusts every connection; ``pre_ping`` and
+        connections opened before a failure (invalidated) always get a ping.
+        """
+        config = self.config
+        if config.pre_ping or entry.created_at <= self.invalidated_at:
+            return PING
+        threshold = config.check_idle_after
+        if threshold is None:
+            return 0
+        if can_probe:
+            return PROBE
+        return PING if now - entry.last_used_at >= threshold else 0
 
     def borrow_idle(self, now: float, quiet_for: float | None = None) -> list[Entry]:
         """Take idle connections out for the pool's own check (``check()``, keepalive).
@@ -187,21 +208,38 @@ class PoolState(PoolCore):
         """Tell whether ``min_size`` connections are open (idle or in use)."""
         return self.size - self.connecting - self.closing >= self.config.min_size
 
-    def _refill(self, now: float) -> None:
-        """Plan the connects missing below ``min_size`` (unless connects are failing)."""
-        config = self.config
-        missing = min(
-            config.min_size - (self.size - self.closing),
-            config.max_size - self.size,
-            config.max_connecting - self.connecting,
+    # -- observation ------------------------------------------------------------------
+
+    def snapshot(self) -> PoolStats:
+        """Return a frozen copy of the sizes and counters."""
+        from types import MappingProxyType
+
+        return PoolStats(
+            name=self.config.name,
+            max_size=self.config.max_size,
+            min_size=self.config.min_size,
+            size=self.size,
+            idle=len(self.idle),
+            in_use=self.in_use,
+            connecting=self.connecting,
+            waiting=len(self.waiters),
+            closes=MappingProxyType(dict(self._closes)),
+            **self._counters,
         )
-        if missing <= 0 or self.paused or self.closed:
-            return
-        if self.health.down and not self.health.may_attempt(now):
-            return
-        self.size += missing
-        self.connecting += missing
-        self._plan().connect += missing
+
+    def expire_waiters(self, now: float) -> list[Waiter]:
+        """Withdraw every waiter whose deadline has passed and return them, each with its
+        ``PoolTimeout`` as ``result`` (for front-ends whose waiters do not time themselves
+        out: one timer for all, armed for :meth:`next_deadline`)."""
+        expired = [w for w in self.waiters if w.result is None and w.deadline <= now]
+        for waiter in expired:
+            self.cancel_waiter(waiter, now, timed_out=True)
+            waiter.result = self.timeout_error(now - waiter.queued_at)
+        return expired
+
+    def next_deadline(self) -> float:
+        """Return the earliest deadline among the waiters (infinity if none has one)."""
+        return min((w.deadline for w in self.waiters), default=_INF)
 
     # -- maintenance ---------------------------------------------------------------------
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["ConnectHealth"]
+from ..errors import PoolError
+
+__all__ = ["ConnectHealth", "fail_fast_error"]
 
 
 class ConnectHealth:
@@ -83,3 +85,30 @@ class ConnectHealth:
             return bool(test(error))
         except Exception:  # a profile's test must not break the bookkeeping
             return False
+
+
+def fail_fast_error(pool: str, health: ConnectHealth, now: float, counts: str) -> BaseException:
+    """Build the fail-fast error while connects fail: the driver's own last error.
+
+    A new instance of the driver's class (``except driver.OperationalError`` keeps working),
+    chained to the original, with the pool's context in a note.
+    """
+    last = health.last_error
+    wait = max(0.0, health.retry_at - now)
+    if health.refused:  # the server answers: not an outage (issue 11)
+        what = "the database refused the credentials (authentication failed; "
+    else:
+        what = "the database is unreachable ("
+    context = (
+        f"pool {pool!r}: {what}{health.failures} connects failed in a row; next attempt "
+        f"in {wait:.2f} s) ({counts})"
+    )
+    error: BaseException
+    try:
+        error = type(last)(*last.args) if last is not None else PoolError(context)
+    except Exception:  # a driver class that cannot be rebuilt from its args
+        error = PoolError(f"{context}: {type(last).__name__}: {last}")
+    error.__cause__ = last
+    if hasattr(error, "add_note") and last is not None:
+        error.add_note(context)
+    return error

@@ -1,9 +1,9 @@
-"""PoolState: every decision of the pool, and no I/O.
+"""PoolCore: every decision of lending and taking back, and no I/O.
 
 The front-ends (threads, asyncio, green threads) call these methods under their one short
 lock and carry out the resulting :class:`Plan` after releasing it. Nothing here blocks,
-reads the clock (``now`` is an argument, from ``time.monotonic()``), logs, or calls the
-driver, so the whole policy is tested with a scripted clock and no threads.
+reads the clock (``now`` is an argument), logs, or calls the driver: the policy is tested
+with a scripted clock and no threads. :mod:`.control` adds the runtime operations.
 
 Vocabulary: an *entry* is the pool's slot for one raw connection; a *waiter* is a caller
 parked until a connection (or the right to open one) is handed to it; a *slot* is one unit
@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from ..config import PoolConfig
-from ..errors import PoolClosed, PoolError, PoolTimeout, TooManyWaiters
+from ..errors import PoolClosed, PoolTimeout, TooManyWaiters
 from .entries import CLOSED, CLOSING, CONNECT, IDLE, IN_USE, ConnectGrant, Entry, Plan, Waiter
-from .health import ConnectHealth
-from .stats import CLOSE_REASONS, PoolStats
+from .health import ConnectHealth, fail_fast_error
+from .stats import CLOSE_REASONS
 
 __all__ = ["CONNECT", "PING", "PROBE", "ConnectGrant", "Entry", "Plan", "PoolCore", "Waiter"]
 
@@ -31,6 +31,19 @@ PROBE: Final = 1
 PING: Final = 2
 
 _INF = float("inf")
+
+#: The counters of ``stats()`` besides ``closes`` (fields of PoolStats).
+COUNTERS = (
+    "checkouts",
+    "waits",
+    "timeouts",
+    "refused",
+    "connects",
+    "connect_failures",
+    "connect_timeouts",
+    "unreachable",
+    "leaks",
+)
 
 
 class PoolCore:
@@ -70,20 +83,7 @@ class PoolCore:
         self.invalidated_at = -_INF
         #: The entries callers hold, tracked only to report leaks (``leak_timeout``).
         self.lent: set[Entry] | None = set() if config.leak_timeout is not None else None
-        self._counters = dict.fromkeys(
-            (
-                "checkouts",
-                "waits",
-                "timeouts",
-                "refused",
-                "connects",
-                "connect_failures",
-                "connect_timeouts",
-                "unreachable",
-                "leaks",
-            ),
-            0,
-        )
+        self._counters = dict.fromkeys(COUNTERS, 0)
         self._closes = dict.fromkeys(CLOSE_REASONS, 0)
 
     # -- observation ---------------------------------------------------------------------
@@ -93,28 +93,19 @@ class PoolCore:
         """Return how many connections callers hold."""
         return self.size - len(self.idle) - self.connecting - self.closing
 
+    @property
+    def short_of_min(self) -> bool:
+        """Tell whether a refill to ``min_size`` is due now (a slot was freed below it, and
+        connects are not failing): the front-end wakes its maintenance worker."""
+        return self.size - self.closing < self.config.min_size and not (
+            self.closed or self.paused or self.health.down
+        )
+
     def counts(self) -> str:
         """Return the counts as a message fragment: ``idle=1 in_use=3 waiting=2 max=4``."""
         return (
             f"idle={len(self.idle)} in_use={self.in_use} waiting={len(self.waiters)} "
             f"max={self.config.max_size}"
-        )
-
-    def snapshot(self) -> PoolStats:
-        """Return a frozen copy of the sizes and counters."""
-        from types import MappingProxyType
-
-        return PoolStats(
-            name=self.config.name,
-            max_size=self.config.max_size,
-            min_size=self.config.min_size,
-            size=self.size,
-            idle=len(self.idle),
-            in_use=self.in_use,
-            connecting=self.connecting,
-            waiting=len(self.waiters),
-            closes=MappingProxyType(dict(self._closes)),
-            **self._counters,
         )
 
     def take_plan(self) -> Plan | None:
@@ -133,9 +124,8 @@ class PoolCore:
     def checkout(self, now: float, *, connect: bool = True) -> Entry | ConnectGrant | None:
         """Take the newest reusable idle entry, or a slot to connect into, or ``None``.
 
-        ``None`` means the pool is at ``max_size`` with nothing idle (or ``connect`` is
-        false and nothing is idle): the caller must wait (:meth:`add_waiter`) or give up.
-        Expired idle entries met on the way are retired into the plan.
+        ``None``: at ``max_size`` with nothing idle (or ``connect`` false, nothing idle),
+        so wait (:meth:`add_waiter`) or give up. Expired idle entries go to the plan.
         """
         if self.closed:
             raise self.closed_error()
@@ -163,15 +153,20 @@ class PoolCore:
                 entry.leak_reported = False
                 self.lent.add(entry)
             return entry
-        if connect and self.size < self.config.max_size:
-            if self.health.down and (self.connecting or not self.health.may_attempt(now)):
-                # Known unreachable: fail fast instead of starting another connect.
-                self._counters["unreachable"] += 1
-                raise self.unreachable_error(now)
-            if self.connecting < self.config.max_connecting:
-                self.size += 1
-                self.connecting += 1
-                return CONNECT
+        return self._connect_slot(now) if connect else None
+
+    def _connect_slot(self, now: float) -> ConnectGrant | None:
+        """Reserve a slot to connect into, if below ``max_size`` and ``max_connecting``."""
+        if self.size >= self.config.max_size:
+            return None
+        if self.health.down and (self.connecting or not self.health.may_attempt(now)):
+            # Known unreachable: fail fast instead of starting another connect.
+            self._counters["unreachable"] += 1
+            raise self.unreachable_error(now)
+        if self.connecting < self.config.max_connecting:
+            self.size += 1
+            self.connecting += 1
+            return CONNECT
         return None
 
     def _lend(self, entry: Entry, now: float) -> None:
@@ -236,24 +231,19 @@ class PoolCore:
             got = self.checkout(now)
         except Exception:  # closed, or connects failing: the normal wait reports it
             return None
-        if got is not None:
-            waiter.active = False
-            self.waiters.remove(waiter)
+        if got is None:
+            return None
+        oldest = self.waiters[0]
+        if oldest is not waiter:
+            # An elder waiter's own poll is late (its thread not scheduled yet): it is
+            # served first, and this one waits on (first come, first served).
+            self.waiters.popleft()
+            oldest.result = got
+            self._plan().wake.append(oldest)
+            return None
+        waiter.active = False
+        self.waiters.popleft()
         return got
-
-    def expire_waiters(self, now: float) -> list[Waiter]:
-        """Withdraw every waiter whose deadline has passed and return them, each with its
-        ``PoolTimeout`` as ``result`` (for front-ends whose waiters do not time themselves
-        out: one timer for all, armed for :meth:`next_deadline`)."""
-        expired = [w for w in self.waiters if w.result is None and w.deadline <= now]
-        for waiter in expired:
-            self.cancel_waiter(waiter, now, timed_out=True)
-            waiter.result = self.timeout_error(now - waiter.queued_at)
-        return expired
-
-    def next_deadline(self) -> float:
-        """Return the earliest deadline among the waiters (infinity if none has one)."""
-        return min((w.deadline for w in self.waiters), default=_INF)
 
     def timeout_error(self, waited: float) -> PoolTimeout:
         """Build the error for a checkout that waited ``waited`` seconds in vain."""
@@ -268,26 +258,7 @@ class PoolCore:
         A new instance of the driver's class (``except driver.OperationalError`` keeps
         working), chained to the original, with the pool's context in a note.
         """
-        health = self.health
-        last = health.last_error
-        wait = max(0.0, health.retry_at - now)
-        if health.refused:  # the server answers: not an outage (issue 11)
-            what = "the database refused the credentials (authentication failed; "
-        else:
-            what = "the database is unreachable ("
-        context = (
-            f"pool {self.config.name!r}: {what}{health.failures} connects failed in a "
-            f"row; next attempt in {wait:.2f} s) ({self.counts()})"
-        )
-        error: BaseException
-        try:
-            error = type(last)(*last.args) if last is not None else PoolError(context)
-        except Exception:  # a driver class that cannot be rebuilt from its args
-            error = PoolError(f"{context}: {type(last).__name__}: {last}")
-        error.__cause__ = last
-        if hasattr(error, "add_note") and last is not None:
-            error.add_note(context)
-        return error
+        return fail_fast_error(self.config.name, self.health, now, self.counts())
 
     def closed_error(self) -> PoolClosed:
         """Build the error for using a closed pool."""
@@ -329,6 +300,7 @@ class PoolCore:
                 self._retire(entry, surplus)
             else:
                 self._return_entry(entry, now)
+                self._refill(now)  # the rest, where max_connecting capped the refill
         return entry
 
     def connect_failed(self, now: float = 0.0, error: BaseException | None = None) -> None:
@@ -375,31 +347,13 @@ class PoolCore:
             return "close_on_return"
         if entry.generation != self.generation:
             return "drained"
+        if self.size - self.closing > self._max_size:
+            return "resized"  # decided before the reset: no rollback for a closing one
         if entry.broken:
             return "broken"
         if entry.expires_at <= now:
             return "max_age"
         return None
-
-    def check_level(self, entry: Entry, now: float, can_probe: bool) -> int:
-        """Say how an idle entry must be checked before it is lent: ``PING`` (a round
-        trip), ``PROBE`` (a round trip if its socket has something to read), or ``0``.
-
-        ``can_probe``: the driver exposes the socket, whose probe is cheap enough for
-        every checkout. Without one, a connection used within ``check_idle_after`` is
-        trusted (HikariCP's bypass window), as a ping each time would double the round
-        trips. ``check_idle_after=None`` trusts every connection; ``pre_ping`` and
-        connections opened before a failure (invalidated) always get a ping.
-        """
-        config = self.config
-        if config.pre_ping or entry.created_at <= self.invalidated_at:
-            return PING
-        threshold = config.check_idle_after
-        if threshold is None:
-            return 0
-        if can_probe:
-            return PROBE
-        return PING if now - entry.last_used_at >= threshold else 0
 
     def invalidate(self, now: float) -> None:
         """Have every connection opened until now checked before its next checkout."""
@@ -471,6 +425,22 @@ class PoolCore:
             self._plan().wake.append(waiter)
         else:
             self._grant_connects()
+
+    def _refill(self, now: float) -> None:
+        """Plan the connects missing below ``min_size`` (unless connects are failing)."""
+        config = self.config
+        missing = min(
+            config.min_size - (self.size - self.closing),
+            config.max_size - self.size,
+            config.max_connecting - self.connecting,
+        )
+        if missing <= 0 or self.paused or self.closed:
+            return
+        if self.health.down and not self.health.may_attempt(now):
+            return
+        self.size += missing
+        self.connecting += missing
+        self._plan().connect += missing
 
     def _grant_connects(self) -> None:
         """Give the oldest waiters the right to connect, while slots and the connect

@@ -224,6 +224,8 @@ class ConnectionPool(PoolControl):
             self._check_failed(exc)
             self._close_quietly(entry.conn, "failed_check")
             self._run_core(self._state.checkin, entry, _monotonic(), "failed_check")
+            if self._state.short_of_min:
+                self._refill_soon()
             return False
         return True
 
@@ -403,6 +405,15 @@ class ConnectionPool(PoolControl):
             plan = state.take_plan() if state.plan is not None else None
         if plan is not None:
             self._carry_out(plan)
+        if reason is not None and state.short_of_min:
+            self._refill_soon()
+
+    def _refill_soon(self) -> None:
+        """Have the maintenance worker refill to ``min_size`` now (a close freed a slot
+        below it): in the background, not in the caller's ``put()`` or ``get()``."""
+        worker = self._worker
+        if worker is not None:
+            worker.poke()
 
     def _run_reset(self, entry: Entry, cursors: Any = None) -> str | None:
         """Close the checkout's cursors, then reset the connection if it needs it.
@@ -452,8 +463,6 @@ class ConnectionPool(PoolControl):
                         self._state.connect_failed(_monotonic(), conn)
                     else:
                         self._state.add_idle(conn, _monotonic())
-                if opened:  # max_connecting may have capped the refill: plan the next ones
-                    self._state.maintain(_monotonic())
                 plan = self._state.take_plan()  # type: ignore[assignment]
             for conn, failures in zip(opened, outcomes, strict=True):
                 self._log_connect(conn if isinstance(conn, BaseException) else None, failures)
