@@ -34,14 +34,14 @@ class PoolState(PoolCore):
         first) and the ones in use as they come back; a higher one serves waiters now; a
         higher ``min_size`` plans the connections it lacks.
         """
-        if self.closed:
+        if self._closed:
             raise self.closed_error()
-        self.config = config
+        self._config = config
         self._close_on_return = config.close_on_return
         self._handoff_after = config.handoff_after
         self._max_size = config.max_size
-        idle = self.idle
-        while idle and self.size - self.closing > config.max_size:
+        idle = self._idle
+        while idle and self._size - self._closing > config.max_size:
             self._retire(idle.popleft(), "resized")
         self._grant_connects()
         self._refill(now)
@@ -54,8 +54,8 @@ class PoolState(PoolCore):
         if max_size is not None:
             changes["max_size"] = max_size
         if not changes:
-            raise ValueError(f"pool {self.config.name!r}: resize() needs min_size or max_size")
-        self.reconfigure(self.config.replace(**changes), now)
+            raise ValueError(f"pool {self._config.name!r}: resize() needs min_size or max_size")
+        self.reconfigure(self._config.replace(**changes), now)
 
     # -- drain, pause --------------------------------------------------------------------
 
@@ -65,36 +65,36 @@ class PoolState(PoolCore):
         Connects already running count as old too (they may use the old credentials or
         reach the old server); new checkouts get new connections.
         """
-        if self.closed:
+        if self._closed:
             raise self.closed_error()
-        self.generation += 1
-        self._stale_connects = self.connecting
-        while self.idle:
-            self._retire(self.idle.popleft(), "drained")
+        self._generation += 1
+        self._stale_connects = self._connecting
+        while self._idle:
+            self._retire(self._idle.popleft(), "drained")
         self._refill(now)
 
     def clear_idle(self) -> None:
         """Close every idle connection (those in use are not touched)."""
-        while self.idle:
-            self._retire(self.idle.popleft(), "cleared")
+        while self._idle:
+            self._retire(self._idle.popleft(), "cleared")
 
     def pause(self) -> None:
         """Hold every checkout in line (bounded by its timeout); close and open nothing."""
-        if self.closed:
+        if self._closed:
             raise self.closed_error()
-        if self.paused:
-            raise PoolError(f"pool {self.config.name!r} is already paused")
-        self.paused = True
+        if self._paused:
+            raise PoolError(f"pool {self._config.name!r} is already paused")
+        self._paused = True
 
     def resume(self, now: float) -> None:
         """End a pause: idle connections go to the waiters in order, then new slots."""
-        if not self.paused:
-            raise PoolError(f"pool {self.config.name!r} is not paused")
-        self.paused = False
-        if self.closed:
+        if not self._paused:
+            raise PoolError(f"pool {self._config.name!r} is not paused")
+        self._paused = False
+        if self._closed:
             return
-        while self.idle and self.waiters:
-            self._return_entry(self.idle.pop(), now)
+        while self._idle and self._waiters:
+            self._return_entry(self._idle.pop(), now)
         self._grant_connects()
         self._refill(now)
 
@@ -110,8 +110,8 @@ class PoolState(PoolCore):
         trips. ``check_idle_after=None`` trusts every connection; ``pre_ping`` and
         connections opened before a failure (invalidated) always get a ping.
         """
-        config = self.config
-        if config.pre_ping or entry.created_at <= self.invalidated_at:
+        config = self._config
+        if config.pre_ping or entry.created_at <= self._invalidated_at:
             return PING
         threshold = config.check_idle_after
         if threshold is None:
@@ -126,17 +126,17 @@ class PoolState(PoolCore):
         ``quiet_for``: only those neither used nor pinged for that long. They count as in
         use until :meth:`give_back`; no checkout is counted.
         """
-        if self.closed or self.paused:
+        if self._closed or self._paused:
             return []
         if quiet_for is None:
-            taken = list(self.idle)
+            taken = list(self._idle)
         else:
-            taken = [e for e in self.idle if max(e.last_used_at, e.pinged_at) + quiet_for <= now]
-        if len(taken) == len(self.idle):
-            self.idle.clear()
+            taken = [e for e in self._idle if max(e.last_used_at, e.pinged_at) + quiet_for <= now]
+        if len(taken) == len(self._idle):
+            self._idle.clear()
         else:
             for entry in taken:
-                self.idle.remove(entry)
+                self._idle.remove(entry)
         for entry in taken:
             entry.state = CHECKING
         return taken
@@ -157,17 +157,17 @@ class PoolState(PoolCore):
             self._refill(now)
             return
         entry.pinged_at = now
-        reason = "pool_closed" if self.closed else self._surplus(entry)
+        reason = "pool_closed" if self._closed else self._surplus(entry)
         if reason is not None:
             self._retire(entry, reason)
-        elif self.waiters and not self.paused:
+        elif self._waiters and not self._paused:
             last_used = entry.last_used_at
             self._return_entry(entry, now)
             entry.last_used_at = last_used
         else:
             entry.state = IDLE
-            keys = [e.last_used_at for e in self.idle]
-            self.idle.insert(bisect.bisect_right(keys, entry.last_used_at), entry)
+            keys = [e.last_used_at for e in self._idle]
+            self._idle.insert(bisect.bisect_right(keys, entry.last_used_at), entry)
 
     def detach(self, entry: Entry) -> bool:
         """Drop a checked-out connection from the pool's accounting; its holder keeps it.
@@ -190,23 +190,23 @@ class PoolState(PoolCore):
 
     def close(self) -> None:
         """Close the pool: idle entries go to the plan, waiters are woken with PoolClosed."""
-        if self.closed:
+        if self._closed:
             return
-        self.closed = True
-        while self.idle:
-            self._retire(self.idle.popleft(), "pool_closed")
-        if self.waiters:
+        self._closed = True
+        while self._idle:
+            self._retire(self._idle.popleft(), "pool_closed")
+        if self._waiters:
             error = self.closed_error()
             plan = self._plan()
-            while self.waiters:
-                waiter = self.waiters.popleft()
+            while self._waiters:
+                waiter = self._waiters.popleft()
                 waiter.result = error
                 plan.wake.append(waiter)
 
     @property
     def ready(self) -> bool:
         """Tell whether ``min_size`` connections are open (idle or in use)."""
-        return self.size - self.connecting - self.closing >= self.config.min_size
+        return self._size - self._connecting - self._closing >= self._config.min_size
 
     # -- observation ------------------------------------------------------------------
 
@@ -215,14 +215,14 @@ class PoolState(PoolCore):
         from types import MappingProxyType
 
         return PoolStats(
-            name=self.config.name,
-            max_size=self.config.max_size,
-            min_size=self.config.min_size,
-            size=self.size,
-            idle=len(self.idle),
+            name=self._config.name,
+            max_size=self._config.max_size,
+            min_size=self._config.min_size,
+            size=self._size,
+            idle=len(self._idle),
             in_use=self.in_use,
-            connecting=self.connecting,
-            waiting=len(self.waiters),
+            connecting=self._connecting,
+            waiting=len(self._waiters),
             closes=MappingProxyType(dict(self._closes)),
             **self._counters,
         )
@@ -231,7 +231,7 @@ class PoolState(PoolCore):
         """Withdraw every waiter whose deadline has passed and return them, each with its
         ``PoolTimeout`` as ``result`` (for front-ends whose waiters do not time themselves
         out: one timer for all, armed for :meth:`next_deadline`)."""
-        expired = [w for w in self.waiters if w.result is None and w.deadline <= now]
+        expired = [w for w in self._waiters if w.result is None and w.deadline <= now]
         for waiter in expired:
             self.cancel_waiter(waiter, now, timed_out=True)
             waiter.result = self.timeout_error(now - waiter.queued_at)
@@ -239,7 +239,7 @@ class PoolState(PoolCore):
 
     def next_deadline(self) -> float:
         """Return the earliest deadline among the waiters (infinity if none has one)."""
-        return min((w.deadline for w in self.waiters), default=_INF)
+        return min((w.deadline for w in self._waiters), default=_INF)
 
     # -- maintenance ---------------------------------------------------------------------
 
@@ -251,16 +251,16 @@ class PoolState(PoolCore):
         ``min_size`` (``Plan.connect``). The return value is the monotonic time at which
         calling again may find work, or ``None`` when only a later return could create any.
         """
-        if self.closed or self.paused:
+        if self._closed or self._paused:
             return None  # resume() plans the refill; a pause closes nothing
-        config = self.config
-        idle = self.idle
+        config = self._config
+        idle = self._idle
         max_idle = config.max_idle
         if max_idle is not None:
             while (
                 idle
                 and idle[0].last_used_at + max_idle <= now
-                and self.size - self.closing > config.min_size
+                and self._size - self._closing > config.min_size
             ):
                 self._retire(idle.popleft(), "max_idle")
         if config.max_age is not None:
@@ -272,7 +272,7 @@ class PoolState(PoolCore):
 
     def leaks(self, now: float) -> list[Entry]:
         """Return the checkouts held longer than ``leak_timeout``, each reported once."""
-        limit = self.config.leak_timeout
+        limit = self._config.leak_timeout
         if self.lent is None or limit is None:
             return []
         found = [e for e in self.lent if not e.leak_reported and now - e.checked_out_at >= limit]
@@ -282,22 +282,22 @@ class PoolState(PoolCore):
         return found
 
     def _next_deadline(self, now: float) -> float | None:
-        deadlines = [e.expires_at for e in self.idle]
-        limit = self.config.leak_timeout
+        deadlines = [e.expires_at for e in self._idle]
+        limit = self._config.leak_timeout
         if self.lent and limit is not None:
             deadlines += [e.checked_out_at + limit for e in self.lent if not e.leak_reported]
-        if self.health.down and self.config.min_size:
-            deadlines.append(self.health.retry_at)  # the refill's next attempt
-        keepalive = self.config.keepalive
+        if self._health.down and self._config.min_size:
+            deadlines.append(self._health.retry_at)  # the refill's next attempt
+        keepalive = self._config.keepalive
         if keepalive is not None:
-            deadlines += [max(e.last_used_at, e.pinged_at) + keepalive for e in self.idle]
+            deadlines += [max(e.last_used_at, e.pinged_at) + keepalive for e in self._idle]
             if self.in_use:  # one returned later is due later than now + keepalive
                 deadlines.append(now + keepalive)
-        max_idle = self.config.max_idle
+        max_idle = self._config.max_idle
         if max_idle is not None:
             # An entry returned later than now expires later than now + max_idle, so this
             # bound also covers connections that are not idle yet.
-            first_idle = self.idle[0].last_used_at + max_idle if self.idle else now
+            first_idle = self._idle[0].last_used_at + max_idle if self._idle else now
             # The oldest may be kept past its time to honour min_size: look again later.
             deadlines.append(first_idle if first_idle > now else now + max_idle)
         deadline = min(deadlines, default=_INF)

@@ -12,16 +12,13 @@ of ``max_size``, taken by every connection that is connecting, idle, in use or c
 
 from __future__ import annotations
 
-import random
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Final
 
-from ..config import PoolConfig
 from ..errors import PoolClosed, PoolTimeout, TooManyWaiters
 from .entries import CLOSED, CLOSING, CONNECT, IDLE, IN_USE, ConnectGrant, Entry, Plan, Waiter
-from .health import ConnectHealth, fail_fast_error
-from .stats import CLOSE_REASONS
+from .fields import CoreFields
+from .health import fail_fast_error
 
 __all__ = ["CONNECT", "PING", "PROBE", "ConnectGrant", "Entry", "Plan", "PoolCore", "Waiter"]
 
@@ -32,92 +29,9 @@ PING: Final = 2
 
 _INF = float("inf")
 
-#: The counters of ``stats()`` besides ``closes`` (fields of PoolStats).
-COUNTERS = (
-    "checkouts",
-    "waits",
-    "timeouts",
-    "refused",
-    "connects",
-    "connect_failures",
-    "connect_timeouts",
-    "unreachable",
-    "leaks",
-)
 
-
-class PoolCore:
-    """Hold a pool's entries, idle stack, waiter queue, sizes and counters; lend and take back.
-
-    Not thread-safe by itself: the front-end serialises calls with one lock. Methods that
-    create work for the front-end add it to ``self.plan``; take it with :meth:`take_plan`
-    before releasing the lock and carry it out afterwards.
-    """
-
-    def __init__(self, config: PoolConfig, *, rng: Callable[[], float] = random.random):
-        self.config = config
-        self._rng = rng
-        #: Idle entries; the right end is the most recently returned (LIFO reuse), so the
-        #: left end is the one idle the longest.
-        self.idle: deque[Entry] = deque()
-        #: Waiting callers, oldest first (FIFO, direct hand-off).
-        self.waiters: deque[Waiter] = deque()
-        self.size = 0
-        self.connecting = 0
-        self.closing = 0
-        self.closed = False
-        #: Checkouts wait, and nothing is connected or handed over (``pause()``).
-        self.paused = False
-        #: Bumped by ``drain()``: entries of an older generation are closed, not reused.
-        self.generation = 0
-        #: Connects already running at the last ``drain()``: as many of the next ones to
-        #: finish are taken for them and belong to the old generation (the safe side).
-        self._stale_connects = 0
-        self._close_on_return = config.close_on_return
-        self._handoff_after = config.handoff_after
-        self._max_size = config.max_size
-        self.plan: Plan | None = None
-        self.health = ConnectHealth(config.reconnect_min, config.reconnect_max, rng)
-        #: Connections created at or before this time are pinged before their next
-        #: checkout (set when a connection died: its siblings may be dead too).
-        self.invalidated_at = -_INF
-        #: The entries callers hold, tracked only to report leaks (``leak_timeout``).
-        self.lent: set[Entry] | None = set() if config.leak_timeout is not None else None
-        self._counters = dict.fromkeys(COUNTERS, 0)
-        self._closes = dict.fromkeys(CLOSE_REASONS, 0)
-
-    # -- observation ---------------------------------------------------------------------
-
-    @property
-    def in_use(self) -> int:
-        """Return how many connections callers hold."""
-        return self.size - len(self.idle) - self.connecting - self.closing
-
-    @property
-    def short_of_min(self) -> bool:
-        """Tell whether a refill to ``min_size`` is due now (a slot was freed below it, and
-        connects are not failing): the front-end wakes its maintenance worker."""
-        return self.size - self.closing < self.config.min_size and not (
-            self.closed or self.paused or self.health.down
-        )
-
-    def counts(self) -> str:
-        """Return the counts as a message fragment: ``idle=1 in_use=3 waiting=2 max=4``."""
-        return (
-            f"idle={len(self.idle)} in_use={self.in_use} waiting={len(self.waiters)} "
-            f"max={self.config.max_size}"
-        )
-
-    def take_plan(self) -> Plan | None:
-        """Return the pending plan (or ``None``) and start a new one."""
-        plan, self.plan = self.plan, None
-        return plan
-
-    def _plan(self) -> Plan:
-        plan = self.plan
-        if plan is None:
-            plan = self.plan = Plan()
-        return plan
+class PoolCore(CoreFields):
+    """Lend connections and take them back: the hot path of every front-end."""
 
     # -- checkout ------------------------------------------------------------------------
 
@@ -127,17 +41,17 @@ class PoolCore:
         ``None``: at ``max_size`` with nothing idle (or ``connect`` false, nothing idle),
         so wait (:meth:`add_waiter`) or give up. Expired idle entries go to the plan.
         """
-        if self.closed:
+        if self._closed:
             raise self.closed_error()
-        if self.paused:
+        if self._paused:
             return None
-        idle = self.idle
-        max_idle = self.config.max_idle
+        idle = self._idle
+        max_idle = self._config.max_idle
         if (
             max_idle is not None
             and idle
             and idle[0].last_used_at + max_idle <= now
-            and self.size - self.closing > self.config.min_size
+            and self._size - self._closing > self._config.min_size
         ):
             self._retire(idle.popleft(), "max_idle")
         while idle:
@@ -157,15 +71,15 @@ class PoolCore:
 
     def _connect_slot(self, now: float) -> ConnectGrant | None:
         """Reserve a slot to connect into, if below ``max_size`` and ``max_connecting``."""
-        if self.size >= self.config.max_size:
+        if self._size >= self._config.max_size:
             return None
-        if self.health.down and (self.connecting or not self.health.may_attempt(now)):
+        if self._health.down and (self._connecting or not self._health.may_attempt(now)):
             # Known unreachable: fail fast instead of starting another connect.
             self._counters["unreachable"] += 1
             raise self.unreachable_error(now)
-        if self.connecting < self.config.max_connecting:
-            self.size += 1
-            self.connecting += 1
+        if self._connecting < self._config.max_connecting:
+            self._size += 1
+            self._connecting += 1
             return CONNECT
         return None
 
@@ -182,15 +96,15 @@ class PoolCore:
         if timeout is not None and timeout <= 0:
             self._counters["timeouts"] += 1
             raise self.timeout_error(0.0)
-        max_waiting = self.config.max_waiting
-        if max_waiting is not None and len(self.waiters) >= max_waiting:
+        max_waiting = self._config.max_waiting
+        if max_waiting is not None and len(self._waiters) >= max_waiting:
             self._counters["refused"] += 1
             raise TooManyWaiters(
-                f"pool {self.config.name!r}: {len(self.waiters)} callers already wait "
+                f"pool {self._config.name!r}: {len(self._waiters)} callers already wait "
                 f"(max_waiting={max_waiting}); refusing another ({self.counts()})"
             )
         waiter = Waiter(_INF if timeout is None else now + timeout, signal, now)
-        self.waiters.append(waiter)
+        self._waiters.append(waiter)
         self._counters["waits"] += 1
         return waiter
 
@@ -206,9 +120,9 @@ class PoolCore:
         waiter.active = False
         result = waiter.result
         if result is None:
-            self.waiters.remove(waiter)
+            self._waiters.remove(waiter)
         elif result is CONNECT:
-            self.connecting -= 1
+            self._connecting -= 1
             self._release_slot()
         elif isinstance(result, Entry):
             self._counters["checkouts"] -= 1
@@ -233,22 +147,22 @@ class PoolCore:
             return None
         if got is None:
             return None
-        oldest = self.waiters[0]
+        oldest = self._waiters[0]
         if oldest is not waiter:
             # An elder waiter's own poll is late (its thread not scheduled yet): it is
             # served first, and this one waits on (first come, first served).
-            self.waiters.popleft()
+            self._waiters.popleft()
             oldest.result = got
             self._plan().wake.append(oldest)
             return None
         waiter.active = False
-        self.waiters.popleft()
+        self._waiters.popleft()
         return got
 
     def timeout_error(self, waited: float) -> PoolTimeout:
         """Build the error for a checkout that waited ``waited`` seconds in vain."""
         return PoolTimeout(
-            f"pool {self.config.name!r}: no connection available after {waited:.3f} s "
+            f"pool {self._config.name!r}: no connection available after {waited:.3f} s "
             f"({self.counts()})"
         )
 
@@ -258,11 +172,11 @@ class PoolCore:
         A new instance of the driver's class (``except driver.OperationalError`` keeps
         working), chained to the original, with the pool's context in a note.
         """
-        return fail_fast_error(self.config.name, self.health, now, self.counts())
+        return fail_fast_error(self._config.name, self._health, now, self.counts())
 
     def closed_error(self) -> PoolClosed:
         """Build the error for using a closed pool."""
-        return PoolClosed(f"pool {self.config.name!r} is closed ({self.counts()})")
+        return PoolClosed(f"pool {self._config.name!r} is closed ({self.counts()})")
 
     # -- connecting ----------------------------------------------------------------------
 
@@ -272,17 +186,17 @@ class PoolCore:
         ``info`` is the front-end's data for the entry. Returns ``None`` if the pool was
         closed meanwhile: the new connection is then in the plan, to be closed.
         """
-        self.connecting -= 1
+        self._connecting -= 1
         self._counters["connects"] += 1
-        self.health.succeeded()
+        self._health.succeeded()
         entry = Entry(conn, now, self._expiry(now))
         entry.info = info
         entry.owner = self
-        entry.generation = self.generation
+        entry.generation = self._generation
         if self._stale_connects:
             self._stale_connects -= 1
             entry.generation -= 1
-        if self.closed:
+        if self._closed:
             self._retire(entry, "pool_closed")
             return None
         self._lend(entry, now)
@@ -305,9 +219,9 @@ class PoolCore:
 
     def connect_failed(self, now: float = 0.0, error: BaseException | None = None) -> None:
         """Free the slot of a connect that raised; back off further connects."""
-        self.connecting -= 1
+        self._connecting -= 1
         self._counters["connect_failures"] += 1
-        self.health.failed(now, error)
+        self._health.failed(now, error)
         self._release_slot()
 
     def count_connect_timeout(self) -> None:
@@ -320,18 +234,18 @@ class PoolCore:
 
         ``closed``: it succeeded, and the front-end closed the late connection.
         """
-        self.connecting -= 1
+        self._connecting -= 1
         if closed:
             self._closes["late_connect"] += 1
         self._release_slot()
 
     def _expiry(self, now: float) -> float:
-        max_age = self.config.max_age
+        max_age = self._config.max_age
         if max_age is None:
             return _INF
         # Shortened, never lengthened, by up to age_jitter, so connections opened together
         # do not all expire together (HikariCP -2.5 %, psycopg_pool -5 %).
-        return now + max_age * (1.0 - self.config.age_jitter * self._rng())
+        return now + max_age * (1.0 - self._config.age_jitter * self._rng())
 
     # -- return --------------------------------------------------------------------------
 
@@ -341,13 +255,13 @@ class PoolCore:
         Pure: reads only the entry and the settings, so the front-end may call it before
         taking the lock (the entry is still the caller's).
         """
-        if self.closed:
+        if self._closed:
             return "pool_closed"
         if self._close_on_return:
             return "close_on_return"
-        if entry.generation != self.generation:
+        if entry.generation != self._generation:
             return "drained"
-        if self.size - self.closing > self._max_size:
+        if self._size - self._closing > self._max_size:
             return "resized"  # decided before the reset: no rollback for a closing one
         if entry.broken:
             return "broken"
@@ -357,7 +271,7 @@ class PoolCore:
 
     def invalidate(self, now: float) -> None:
         """Have every connection opened until now checked before its next checkout."""
-        self.invalidated_at = now
+        self._invalidated_at = now
 
     def checkin(self, entry: Entry, now: float, closed_reason: str | None = None) -> None:
         """Take back a checked-out entry.
@@ -377,37 +291,37 @@ class PoolCore:
                 # It died: those opened before it may have died with it (a restart).
                 self.invalidate(now)
             self._release_slot()
-        elif self.closed:
+        elif self._closed:
             self._retire(entry, "pool_closed")
-        elif entry.generation != self.generation or self.size - self.closing > self._max_size:
+        elif entry.generation != self._generation or self._size - self._closing > self._max_size:
             self._retire(entry, self._surplus(entry) or "resized")
-        elif self.waiters and now - self.waiters[0].queued_at >= self._handoff_after:
+        elif self._waiters and now - self._waiters[0].queued_at >= self._handoff_after:
             self._return_entry(entry, now)
         else:  # the common case, inline: back on the idle stack
             entry.last_used_at = now
             entry.state = IDLE
-            self.idle.append(entry)
+            self._idle.append(entry)
 
     def _surplus(self, entry: Entry) -> str | None:
         """Say why a connection coming back must not be kept: ``drained`` (of a generation
         before the last ``drain()``), ``resized`` (above a lowered ``max_size``), or None."""
-        if entry.generation != self.generation:
+        if entry.generation != self._generation:
             return "drained"
-        if self.size - self.closing > self._max_size:
+        if self._size - self._closing > self._max_size:
             return "resized"
         return None
 
     def _return_entry(self, entry: Entry, now: float) -> None:
         entry.last_used_at = now
-        waiters = self.waiters
-        if waiters and not self.paused:
+        waiters = self._waiters
+        if waiters and not self._paused:
             waiter = waiters.popleft()
             self._lend(entry, now)
             waiter.result = entry
             self._plan().wake.append(waiter)
         else:
             entry.state = IDLE
-            self.idle.append(entry)
+            self._idle.append(entry)
 
     def _release_slot(self) -> None:
         """Free one slot; the oldest waiter, if any, gets it as the right to connect.
@@ -415,48 +329,48 @@ class PoolCore:
         While the database is unreachable that waiter fails fast instead, with the
         driver's last connect error, rather than start one more doomed connect.
         """
-        self.size -= 1
-        if not self.waiters or self.closed or self.paused:
+        self._size -= 1
+        if not self._waiters or self._closed or self._paused:
             return
-        if self.health.down:
-            waiter = self.waiters.popleft()
+        if self._health.down:
+            waiter = self._waiters.popleft()
             self._counters["unreachable"] += 1
-            waiter.result = self.unreachable_error(self.health.failed_at)
+            waiter.result = self.unreachable_error(self._health.failed_at)
             self._plan().wake.append(waiter)
         else:
             self._grant_connects()
 
     def _refill(self, now: float) -> None:
         """Plan the connects missing below ``min_size`` (unless connects are failing)."""
-        config = self.config
+        config = self._config
         missing = min(
-            config.min_size - (self.size - self.closing),
-            config.max_size - self.size,
-            config.max_connecting - self.connecting,
+            config.min_size - (self._size - self._closing),
+            config.max_size - self._size,
+            config.max_connecting - self._connecting,
         )
-        if missing <= 0 or self.paused or self.closed:
+        if missing <= 0 or self._paused or self._closed:
             return
-        if self.health.down and not self.health.may_attempt(now):
+        if self._health.down and not self._health.may_attempt(now):
             return
-        self.size += missing
-        self.connecting += missing
+        self._size += missing
+        self._connecting += missing
         self._plan().connect += missing
 
     def _grant_connects(self) -> None:
         """Give the oldest waiters the right to connect, while slots and the connect
         cap allow (a connect that ended makes room for the next)."""
-        config = self.config
+        config = self._config
         while (
-            self.waiters
-            and self.size < config.max_size
-            and self.connecting < config.max_connecting
-            and not self.closed
-            and not self.paused
+            self._waiters
+            and self._size < config.max_size
+            and self._connecting < config.max_connecting
+            and not self._closed
+            and not self._paused
         ):
-            waiter = self.waiters.popleft()
+            waiter = self._waiters.popleft()
             waiter.result = CONNECT
-            self.size += 1
-            self.connecting += 1
+            self._size += 1
+            self._connecting += 1
             self._plan().wake.append(waiter)
 
     def _unlend(self, entry: Entry) -> None:
@@ -469,13 +383,13 @@ class PoolCore:
     def _retire(self, entry: Entry, reason: str) -> None:
         entry.state = CLOSING
         entry.close_reason = reason
-        self.closing += 1
+        self._closing += 1
         self._plan().close.append(entry)
 
     def entries_closed(self, entries: Iterable[Entry]) -> None:
         """Record that the plan's entries are now closed; their slots go to waiters."""
         for entry in entries:
             entry.state = CLOSED
-            self.closing -= 1
+            self._closing -= 1
             self._closes[entry.close_reason or "pool_closed"] += 1
             self._release_slot()
