@@ -9,6 +9,7 @@ from .errors import ConnectionReleased
 
 if TYPE_CHECKING:
     from ._core import Entry
+    from ._policy import DriverPolicy
 
 __all__ = [
     "Cursors",
@@ -30,14 +31,12 @@ class _Owner(Protocol):
     """What a proxy needs of its pool."""
 
     name: str
+    #: What to ask of the driver's connections (commit needed? a "dead" error?).
+    _policy: DriverPolicy
 
     def put(self, conn: Any) -> None: ...
 
     def _abandon(self, entry: Entry) -> None: ...
-
-    def _needs_commit(self, conn: Any) -> bool: ...
-
-    def _note_error(self, entry: Entry, exc: BaseException) -> None: ...
 
     def _call(self, fn: Any, *args: Any) -> Any: ...
 
@@ -179,10 +178,10 @@ class PooledConnection:
         if entry is None:
             return
         if exc is not None:
-            self._pool._note_error(entry, exc)
+            self._pool._policy.note_error(entry, exc)
         try:
             if exc_type is None:
-                if self._pool._needs_commit(self._conn):
+                if self._pool._policy.needs_commit(self._conn):
                     self.commit()
             else:
                 try:

@@ -300,15 +300,16 @@ class OffloadingPool(PoolBase):
         once that is done, or ``None`` if it was done at once (nothing to reset or close:
         no future, no hop).
         """
+        policy = self._policy
         if reason is None:
-            reason = self._state.retire_reason(entry, _monotonic()) or self._broken(entry.conn)
+            reason = self._state.retire_reason(entry, _monotonic()) or policy.broken(entry.conn)
         if reason is not None:
             job: tuple[Any, ...] = (self._close_job, entry.conn, reason)
         elif cancelled:
             # The transaction may be aborted by the cancel: always roll back first.
-            job = (self._reset_job, entry.conn, self._reset or rollback, cursors)
-        elif self._needs_reset(entry.conn):
-            job = (self._reset_job, entry.conn, self._reset, cursors)
+            job = (self._reset_job, entry.conn, policy.reset or rollback, cursors)
+        elif policy.needs_reset(entry.conn):
+            job = (self._reset_job, entry.conn, policy.reset, cursors)
         elif cursors is not None:
             job = (self._reset_job, entry.conn, None, cursors)
         else:

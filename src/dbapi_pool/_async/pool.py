@@ -131,7 +131,7 @@ class AsyncConnectionPool(MaintainedPool):
             if got is CONNECT:
                 return await self._lend_new(loop)
             # A connection that fails its check is replaced within the same deadline.
-            if not self._validates:
+            if not self._policy.validates:
                 break
             usable = self._quick_check(got)
             if usable is None:  # a ping decides: a hop to the connection's thread
@@ -176,7 +176,7 @@ class AsyncConnectionPool(MaintainedPool):
         """Check an idle connection without I/O: usable, dead (then replaced), or ``None``
         when only a ping can tell."""
         try:
-            if self._needs_ping(entry, _monotonic()):
+            if self._policy.needs_ping(entry, _monotonic(), self._state):
                 return None
         except Exception as exc:
             self._check_failed(exc)
@@ -185,7 +185,7 @@ class AsyncConnectionPool(MaintainedPool):
         return True
 
     async def _ping_check(self, entry: Entry) -> bool:
-        fut = entry.info.thread.submit(self.profile.ping, entry.conn)
+        fut = entry.info.thread.submit(self._policy.ping, entry.conn)
         try:
             await fut
         except asyncio.CancelledError:

@@ -184,7 +184,7 @@ class ConnectionPool(PoolControl):
             if got is CONNECT:
                 return self._connect()
             # A connection that fails its check is replaced within the same deadline.
-            if not self._validates or self._usable(got):
+            if not self._policy.validates or self._usable(got):
                 break
             got = None
         if state.lent is not None:
@@ -217,9 +217,10 @@ class ConnectionPool(PoolControl):
 
     def _usable(self, entry: Entry) -> bool:
         """Check an idle connection before lending it; if dead, close it, free its slot."""
+        policy = self._policy
         try:
-            if self._needs_ping(entry, _monotonic()):
-                self._call(self.profile.ping, entry.conn)
+            if policy.needs_ping(entry, _monotonic(), self._state):
+                self._call(policy.ping, entry.conn)
         except Exception as exc:
             self._check_failed(exc)
             self._close_quietly(entry.conn, "failed_check")
@@ -392,9 +393,10 @@ class ConnectionPool(PoolControl):
         reason = state.retire_reason(entry, now)
         if reason is None:
             raw = entry.conn
-            if self._is_broken is not None and self._is_broken(raw):
+            policy = self._policy
+            if policy.is_broken is not None and policy.is_broken(raw):
                 reason = "broken"
-            elif cursors is not None or (self._reset is not None and self._needs_reset(raw)):
+            elif cursors is not None or (policy.reset is not None and policy.needs_reset(raw)):
                 reason = self._run_reset(entry, cursors)
         if reason is not None:
             self._close_quietly(entry.conn, reason)
@@ -411,15 +413,16 @@ class ConnectionPool(PoolControl):
         cursor may do I/O (MySQL drivers read the rest of its result). Each cursor closes
         in the thread its own ``close()`` picks (an offloaded cursor: an OS thread).
         """
+        policy = self._policy
         try:
             if cursors is not None:
                 if type(cursors) is Cursors:
                     close_cursors(cursors)
                 else:  # the usual one cursor, closed without a frame more
                     cursors.close()
-                if self._reset is None or not self._needs_reset(entry.conn):
+                if policy.reset is None or not policy.needs_reset(entry.conn):
                     return None
-            self._call(self._reset, entry.conn)
+            self._call(policy.reset, entry.conn)
         except Exception as exc:
             return self._reset_failed(exc)
         except BaseException:
