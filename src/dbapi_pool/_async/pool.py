@@ -51,8 +51,8 @@ class AsyncConnectionPool(MaintainedPool):
 
     def _setup(self) -> None:
         super()._setup()
-        #: One timer for all waiters' deadlines, armed for the earliest (a timer per wait
-        #: cost about 7 % of throughput with 200 tasks on 8 connections, measured).
+        #: One timer for all waiters' deadlines, armed for the earliest: a timer per wait
+        #: costs throughput (figures in benchmarks/README.md).
         self._sweep: asyncio.TimerHandle | None = None
         self._sweep_at = _INF
 
