@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import dbapi_pool._base as pool_base
+import dbapi_pool._policy as pool_policy
 from dbapi_pool import ConnectionPool
 from dbapi_pool._drivers.base import select_readable, socket_readable
 
@@ -65,12 +65,12 @@ def make_pool(driver: str, mode: str) -> ConnectionPool:
 
 @contextmanager
 def probe(mode: str) -> Iterator[None]:
-    """Have the pools use this mode's probe (the module global ``_needs_ping`` calls)."""
-    pool_base.socket_readable = PROBES.get(mode, socket_readable)  # type: ignore[attr-defined]
+    """Have the pools use this mode's probe (read by ``DriverPolicy.needs_ping``)."""
+    pool_policy.socket_readable = PROBES.get(mode, socket_readable)  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        pool_base.socket_readable = socket_readable  # type: ignore[attr-defined]
+        pool_policy.socket_readable = socket_readable  # type: ignore[attr-defined]
 
 
 @contextmanager

@@ -11,19 +11,18 @@ import os
 import threading
 import time
 import traceback
-import weakref
 from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
+from . import _fork
 from ._closing import CONFIRMED_REASONS, WaitReadable, close_connections
 from ._core import Entry, Plan, PoolState, PoolStats
-from ._core.state import PING, PROBE
 from ._drivers import SECRET_KWARGS, DriverProfile, module_name, profile_for
-from ._drivers.base import socket_readable
 from ._drivers.keywords import check_connect_kwargs
-from .config import SETTINGS, PoolConfig, ResetSpec, connect_keywords, plain_connect_args
+from ._policy import DriverPolicy
+from .config import SETTINGS, PoolConfig, connect_keywords, plain_connect_args
 from .errors import ForeignConnection
 from .proxy import Released
 from .url import parse_url
@@ -38,24 +37,6 @@ _T = TypeVar("_T")
 
 #: Frames of the borrower's stack kept per checkout when ``leak_timeout`` is set.
 LEAK_STACK_DEPTH = 16
-
-#: Every live pool, so that a forked child can disown its parent's connections.
-_POOLS: weakref.WeakSet[PoolBase] = weakref.WeakSet()
-#: The parent's connections, kept referenced in a child so that no finalizer closes them
-#: (a close sends Terminate / COM_QUIT on the socket the parent still uses).
-_INHERITED: list[Any] = []
-
-
-def _after_fork_in_child() -> None:
-    for pool in list(_POOLS):
-        try:
-            pool._start_afresh_after_fork()
-        except Exception:  # never let one pool break the child
-            logger.exception("pool %r: could not reset after fork", pool.name)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def check_module(module: Any, pool_name: str) -> None:
@@ -133,7 +114,8 @@ class PoolBase:
             plain_connect_args(name, type(self).__name__, config.connect_args)
         #: Secret connect values, blanked out of logged driver errors.
         self._secrets = [str(v) for k, v in kwargs.items() if k in SECRET_KWARGS and v]
-        self._take_driver_policy(profile, config.reset)
+        #: What to ask of the driver's connections (reset, commit, ping, broken).
+        self._policy = DriverPolicy(profile, config)
         self._state = self._new_state()
         # Green once threading is monkey-patched, and it must be: the pool never switches
         # green threads under it, but a garbage collection run there may call a finalizer
@@ -144,24 +126,11 @@ class PoolBase:
         #: Entries of proxies collected without put(), handed over lock-free by __del__.
         self._abandoned: deque[Entry] = deque()
         self._setup()
-        _POOLS.add(self)
+        _fork.track(self)
 
     #: Whether the front-end awaits a coroutine function given as ``connect_args`` (only
     #: the asyncio one: elsewhere its call would return a coroutine nobody awaits).
     _awaits_connect_args = False
-
-    def _take_driver_policy(self, profile: DriverProfile, reset: ResetSpec) -> None:
-        """Keep what the pool asks the driver profile on its hot paths."""
-        self._reset = self._resolve_reset(reset)
-        # Check idle connections before lending them only if the driver gives a way.
-        self._validates = profile.fileno is not None or profile.ping is not None
-        self._is_broken = profile.is_broken
-        #: ``conn -> True`` when surely no transaction is open (no I/O), else ``None``.
-        self._transaction_idle = profile.transaction_idle
-        # A rollback of a session with nothing open is a wasted round trip; a callable
-        # reset may do more than roll back, so it always runs.
-        #: ``conn -> True`` when the reset may be skipped, or ``None`` (always reset).
-        self._reset_skip = profile.transaction_idle if reset == "rollback" else None
 
     def _new_state(self) -> PoolState:
         """Make the core, telling it which connect errors are refused logins."""
@@ -193,15 +162,14 @@ class PoolBase:
         parsed = parse_url(url)
         return cls(parsed.import_driver(), **{**parsed.kwargs, **settings})
 
-    def _start_afresh_after_fork(self) -> None:
+    def _restart_in_child(self) -> None:
         """Empty the pool in a forked child; never use or close the parent's connections.
 
-        Their sockets are pointed at /dev/null in the child, so that even a driver's
-        finalizer writes nothing on the parent's sessions; connections the child still
-        holds are disowned (put() then only detaches them).
+        The idle ones are disowned now, those the child still holds when they come back
+        (``put()`` then only detaches them): see ``_fork.py``.
         """
         for entry in self._state.idle:
-            self._disown(entry.conn)
+            _fork.disown(entry.conn, self.profile.fileno)
         self._state = self._new_state()
         self._lock = threading.Lock()
         self._abandoned = deque()
@@ -211,32 +179,17 @@ class PoolBase:
     def _forked(self) -> None:
         """Drop the front-end's threads and workers after a fork (they did not survive)."""
 
-    def _disown(self, conn: Any) -> None:
-        _INHERITED.append(conn)
-        fileno = self.profile.fileno
-        if fileno is None:
-            return
-        try:
-            devnull = os.open(os.devnull, os.O_RDWR)
-            try:
-                os.dup2(devnull, fileno(conn))
-            finally:
-                os.close(devnull)
-        except Exception:  # no socket any more: nothing to protect
-            pass
-
     def _inherited(self, entry: Entry) -> bool:
         """Tell (and handle) a connection checked out before this process was forked."""
         if entry.owner is self._state:
             return False
-        self._disown(entry.conn)
+        _fork.disown(entry.conn, self.profile.fileno)
         return True
 
     def _abandon(self, entry: Entry) -> None:
         """Take a connection whose proxy was collected without put() (lock-free: the
         collector may run while this thread holds the pool's lock)."""
-        if entry.owner is not self._state:  # the parent's, inherited across a fork
-            self._disown(entry.conn)
+        if self._inherited(entry):  # the parent's, across a fork
             return
         self._abandoned.append(entry)
 
@@ -274,18 +227,6 @@ class PoolBase:
                 self.name,
             )
         return plan
-
-    def _resolve_reset(self, reset: ResetSpec) -> Callable[[Any], object] | None:
-        if reset == "rollback":
-            return self.profile.reset
-        if reset == "full":
-            if self.profile.full_reset is None:
-                raise ValueError(
-                    f"pool {self.name!r}: reset='full' is not available for "
-                    f"{self.profile.name} (it has no session-reset call); pass a callable"
-                )
-            return self.profile.full_reset
-        return reset  # type: ignore[return-value]
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking driver call (a green pool runs it in an OS thread instead).
@@ -384,37 +325,6 @@ class PoolBase:
                 exc,
             )
 
-    def _needs_reset(self, conn: Any) -> bool:
-        """Tell whether a returned connection must go through the reset."""
-        if self._reset is None:
-            return False
-        skip = self._reset_skip
-        return skip is None or not skip(conn)
-
-    def _needs_commit(self, conn: Any) -> bool:
-        """Tell whether ending a ``with`` block must send a COMMIT."""
-        idle = self._transaction_idle
-        return idle is None or not idle(conn)
-
-    def _needs_ping(self, entry: Entry, now: float) -> bool:
-        """Tell whether an idle connection needs a ping before it is lent; raise if it is
-        surely dead.
-
-        Where the driver exposes its socket, every checkout probes it (keeping the GIL:
-        ``socket_readable``): an idle socket with something to read was closed by the
-        server, or got a notice, and a ping decides. Elsewhere a connection idle longer
-        than ``check_idle_after`` is pinged. ``PoolState.check_level`` decides which.
-        """
-        profile = self.profile
-        conn = entry.conn
-        if profile.is_broken is not None and profile.is_broken(conn):
-            raise ConnectionError("the driver reports the connection closed")
-        fileno = profile.fileno
-        level = self._state.check_level(entry, now, fileno is not None)
-        if level == PROBE and fileno is not None:
-            return socket_readable(fileno(conn)) and profile.ping is not None
-        return level == PING and profile.ping is not None
-
     def _check_failed(self, exc: BaseException) -> None:
         logger.warning(
             "pool %r: a connection failed its check before checkout (%s: %s); replacing it",
@@ -422,17 +332,6 @@ class PoolBase:
             type(exc).__name__,
             exc,
         )
-
-    def _broken(self, conn: Any) -> str | None:
-        """Say ``"broken"`` if the driver already knows a returned connection is dead."""
-        is_broken = self.profile.is_broken
-        return "broken" if is_broken is not None and is_broken(conn) else None
-
-    def _note_error(self, entry: Entry, exc: BaseException) -> None:
-        """Mark a connection whose call failed with a "dead" error: closed on return."""
-        is_disconnect = self.profile.is_disconnect
-        if is_disconnect is not None and is_disconnect(exc):
-            entry.broken = True
 
     def _record_borrower(self, entry: Entry) -> None:
         """Keep where a connection was checked out, to name the borrower of a leak."""

@@ -3,8 +3,8 @@
 Why (issue 11, defect 1): a driver's ``close()`` sends its goodbye (PostgreSQL's Terminate,
 MySQL's COM_QUIT) and returns; the server process or thread then exits on its own time,
 and PostgreSQL removes the session from ``pg_stat_activity`` only as its backend exits.
-Right after ``close()`` of three psycopg2 connections, one was still listed in 39 runs of
-50 (raw driver, no pool). Code that drops a database or fails over right after
+Right after ``close()`` of three psycopg2 connections, one is usually still listed (raw
+driver, no pool; benchmarks/README.md). Code that drops a database or fails over right after
 ``pool.close()`` then fails ("database is being accessed by other users").
 
 So, for closes an operator asked for (:data:`CONFIRMED_REASONS`), and for drivers that

@@ -19,6 +19,7 @@ from ..errors import ConnectionReleased
 if TYPE_CHECKING:
     from .._core import Entry
     from .._drivers import DriverProfile
+    from .._policy import DriverPolicy
     from .threads import ConnectionInfo, ConnectionThread
 
 __all__ = ["AsyncCursor", "AsyncOwner", "AsyncPooledConnection"]
@@ -33,17 +34,14 @@ class AsyncOwner(Protocol):
     @property
     def profile(self) -> DriverProfile: ...
 
+    #: What to ask of the driver's connections (commit needed? a "dead" error?).
+    _policy: DriverPolicy
+
     async def put(self, conn: AsyncPooledConnection) -> None: ...
 
     def _cancelled_mid_call(self, entry: Entry, cursors: list[Any] | None) -> None:
         """Take back a connection whose caller was cancelled while its call ran, with the
         driver cursors of the checkout still open (closed in its thread after the call)."""
-
-    def _note_error(self, entry: Entry, exc: BaseException) -> None:
-        """Mark a connection whose call failed with a "dead" error (closed on return)."""
-
-    def _needs_commit(self, conn: Any) -> bool:
-        """Tell whether ending an ``async with`` block must send a COMMIT."""
 
     def _abandon(self, entry: Entry) -> None:
         """Take a connection whose holder was collected without returning it."""
@@ -116,7 +114,7 @@ class AsyncPooledConnection:
                 self._pool._cancelled_mid_call(entry, self._open_cursors())
             raise
         except Exception as exc:
-            self._pool._note_error(entry, exc)
+            self._pool._policy.note_error(entry, exc)
             raise
 
     def cursor(self, *args: Any, **kwargs: Any) -> AsyncCursor:
@@ -182,7 +180,7 @@ class AsyncPooledConnection:
             return
         try:
             if exc_type is None:
-                if self._pool._needs_commit(self._conn):
+                if self._pool._policy.needs_commit(self._conn):
                     await self.commit()
             elif not issubclass(exc_type, asyncio.CancelledError):
                 # A cancelled call already sent the connection back through the pool.
@@ -219,7 +217,7 @@ class AsyncCursor:
         self._conn = conn
         self.raw = raw
         self._buffer: list[Any] = []
-        # Rows already on the client need no thread hop (22-45 us each, measured).
+        # Rows already on the client need no thread hop (a hop costs more than the fetch).
         profile = conn._pool.profile
         local_fetch, local_close = profile.local_fetch, profile.local_close
         self._local_fetch = local_fetch is not None and local_fetch(raw)

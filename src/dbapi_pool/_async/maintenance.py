@@ -18,7 +18,6 @@ from functools import partial
 from typing import Any
 
 from .._core import Entry
-from .._drivers.base import socket_readable
 from ..config import PoolConfig
 from .offload import OffloadingPool
 
@@ -88,20 +87,10 @@ class MaintainedPool(OffloadingPool):
         return futures
 
     def _ping_job(self, conn: Any) -> BaseException | None:
-        """Ping an idle connection (in its thread); close it if it is dead.
-
-        Without a ping in the driver's profile, the socket probe decides; without either
-        (sqlite3, an unknown driver: ``SELECT 1`` is not valid everywhere) only the
-        driver's own "closed" flag is read.
-        """
-        profile = self.profile
+        """Check an idle connection in its thread (``DriverPolicy.check``); close it if
+        it is dead."""
         try:
-            if profile.is_broken is not None and profile.is_broken(conn):
-                raise ConnectionError("the driver reports the connection closed")
-            if profile.ping is not None:
-                profile.ping(conn)
-            elif profile.fileno is not None and socket_readable(profile.fileno(conn)):
-                raise ConnectionError("the server closed the connection (socket readable)")
+            self._policy.check(conn)
         except BaseException as exc:  # dead, whatever it raised: closed, then replaced
             self._close_quietly(conn, "failed_check")
             return exc

@@ -65,8 +65,8 @@ class OffloadingPool(PoolBase):
     # -- threads -------------------------------------------------------------------------
 
     def _start_threads(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Started ahead of need: a thread start on the first burst lagged the loop by up
-        # to 36 ms here (research/concurrency.md).
+        # Started ahead of need: a thread start on the first burst lags the loop
+        # (research/concurrency.md).
         self._inbox = Inbox(loop)
         self._free_threads = [self._new_thread() for _ in range(self._config.max_size)]
         self._service = ConnectionThread(self._inbox, f"dbapi-pool {self.name} service")
@@ -300,15 +300,16 @@ class OffloadingPool(PoolBase):
         once that is done, or ``None`` if it was done at once (nothing to reset or close:
         no future, no hop).
         """
+        policy = self._policy
         if reason is None:
-            reason = self._state.retire_reason(entry, _monotonic()) or self._broken(entry.conn)
+            reason = self._state.retire_reason(entry, _monotonic()) or policy.broken(entry.conn)
         if reason is not None:
             job: tuple[Any, ...] = (self._close_job, entry.conn, reason)
         elif cancelled:
             # The transaction may be aborted by the cancel: always roll back first.
-            job = (self._reset_job, entry.conn, self._reset or rollback, cursors)
-        elif self._needs_reset(entry.conn):
-            job = (self._reset_job, entry.conn, self._reset, cursors)
+            job = (self._reset_job, entry.conn, policy.reset or rollback, cursors)
+        elif policy.needs_reset(entry.conn):
+            job = (self._reset_job, entry.conn, policy.reset, cursors)
         elif cursors is not None:
             job = (self._reset_job, entry.conn, None, cursors)
         else:
@@ -367,8 +368,8 @@ class OffloadingPool(PoolBase):
         The call goes on in the connection's thread; the server is asked to stop it, and
         the reset queued behind it (closing ``cursors``, the checkout's driver cursors
         still open, first) runs only once it has returned: the connection is never
-        reused mid-call (a 1.9 s stall with psycopg2, a corrupted protocol with PyMySQL,
-        measured in research/concurrency.md).
+        reused mid-call (a stall with psycopg2, a corrupted protocol with PyMySQL:
+        research/concurrency.md).
         """
         info: ConnectionInfo = entry.info
         cancel = self.profile.cancel

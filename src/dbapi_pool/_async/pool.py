@@ -51,8 +51,8 @@ class AsyncConnectionPool(MaintainedPool):
 
     def _setup(self) -> None:
         super()._setup()
-        #: One timer for all waiters' deadlines, armed for the earliest (a timer per wait
-        #: cost about 7 % of throughput with 200 tasks on 8 connections, measured).
+        #: One timer for all waiters' deadlines, armed for the earliest: a timer per wait
+        #: costs throughput (figures in benchmarks/README.md).
         self._sweep: asyncio.TimerHandle | None = None
         self._sweep_at = _INF
 
@@ -131,7 +131,7 @@ class AsyncConnectionPool(MaintainedPool):
             if got is CONNECT:
                 return await self._lend_new(loop)
             # A connection that fails its check is replaced within the same deadline.
-            if not self._validates:
+            if not self._policy.validates:
                 break
             usable = self._quick_check(got)
             if usable is None:  # a ping decides: a hop to the connection's thread
@@ -176,7 +176,7 @@ class AsyncConnectionPool(MaintainedPool):
         """Check an idle connection without I/O: usable, dead (then replaced), or ``None``
         when only a ping can tell."""
         try:
-            if self._needs_ping(entry, _monotonic()):
+            if self._policy.needs_ping(entry, _monotonic(), self._state):
                 return None
         except Exception as exc:
             self._check_failed(exc)
@@ -185,7 +185,7 @@ class AsyncConnectionPool(MaintainedPool):
         return True
 
     async def _ping_check(self, entry: Entry) -> bool:
-        fut = entry.info.thread.submit(self.profile.ping, entry.conn)
+        fut = entry.info.thread.submit(self._policy.ping, entry.conn)
         try:
             await fut
         except asyncio.CancelledError:

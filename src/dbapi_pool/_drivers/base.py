@@ -202,7 +202,7 @@ class DriverProfile:
     cancel: Callable[[Callable[[], Any], Any, Any], None] | None = None
     #: Tell, without I/O, that a connection has no transaction open (True only when
     #: sure): the pool then skips the rollback on return and the commit of an empty
-    #: ``with`` block, each a round trip on MySQL (15-50 % of throughput measured).
+    #: ``with`` block, each a round trip (figures in benchmarks/README.md).
     transaction_idle: Callable[[Any], bool] | None = None
     #: Tell that a cursor's fetches read rows already on the client (no I/O), so the
     #: async facade runs them inline instead of in the connection's thread.

@@ -26,35 +26,51 @@ def _pymysql_idle(conn: Any) -> bool:
     return bool(conn.open) and conn.server_status & 3 == 2
 
 
+def _mariadb_library() -> str | None:
+    """Return the path of MariaDB Connector/C if this process loaded it (and not Oracle's
+    libmysqlclient), else ``None``."""
+    try:
+        with open("/proc/self/maps") as maps:
+            libraries = {line.split()[-1] for line in maps if ".so" in line}
+    except OSError:  # not Linux
+        return None
+    if any("libmysqlclient" in path for path in libraries):
+        return None
+    mariadb = sorted(p for p in libraries if p.rsplit("/", 1)[-1].startswith("libmariadb.so"))
+    return mariadb[0] if mariadb else None
+
+
 def _mysqldb_idle_test() -> Any:
     """Build mysqlclient's ``transaction_idle``, or ``None`` where it cannot be had.
 
     mysqlclient exposes no in-transaction flag, but MariaDB Connector/C (its library on
     Debian and most Linux distributions) answers ``mariadb_get_infov(mysql,
-    MARIADB_CONNECTION_SERVER_STATUS)`` from the last reply, without I/O (about 1 us
-    through ctypes against a ROLLBACK round trip of 50-100 us). Only that library is
-    trusted, found already loaded by mysqlclient; with Oracle's libmysqlclient the
-    pool keeps rolling back.
+    MARIADB_CONNECTION_SERVER_STATUS)`` from the last reply, without I/O: far cheaper
+    through ctypes than a ROLLBACK round trip (figures in ``benchmarks/README.md``). Only
+    that library is trusted, found already loaded by mysqlclient; with Oracle's
+    libmysqlclient the pool keeps rolling back.
     """
     try:
         import ctypes
-
-        with open("/proc/self/maps") as maps:
-            libraries = {line.split()[-1] for line in maps if ".so" in line}
-    except (ImportError, OSError):  # no ctypes, or not Linux
+    except ImportError:
         return None
-    if any("libmysqlclient" in path for path in libraries):
-        return None
-    mariadb = sorted(p for p in libraries if p.rsplit("/", 1)[-1].startswith("libmariadb.so"))
-    if not mariadb:
+    library = _mariadb_library()
+    if library is None:
         return None
     try:
         # PyDLL: called with the GIL held. It reads a field of the handle (no I/O); through
-        # CDLL it would release the GIL and wait to take it back: 0.6 us against 179 us a
-        # call beside one busy thread (measured), at every return of a connection.
-        get_infov = ctypes.PyDLL(mariadb[0]).mariadb_get_infov
+        # CDLL it would release the GIL and wait to take it back beside a busy thread, at
+        # every return of a connection (figures in benchmarks/README.md).
+        get_infov = ctypes.PyDLL(library).mariadb_get_infov
     except (OSError, AttributeError):
         return None
+    return _idle_through(get_infov)
+
+
+def _idle_through(get_infov: Any) -> Any:
+    """Build ``transaction_idle`` from Connector/C's ``mariadb_get_infov`` (a PyDLL one)."""
+    import ctypes
+
     get_infov.restype = ctypes.c_char
     get_infov.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
     get_pointer = ctypes.pythonapi.PyCapsule_GetPointer

@@ -93,8 +93,8 @@ class _EventSleeper:
 class GeventBackend(Backend):
     """Wait on gevent primitives; offload to a gevent ThreadPool the pool owns.
 
-    The hub's own pool has ``maxsize`` 10, which capped 16 greenlets (measured), hence a
-    pool of our own sized for ``max_size``.
+    The hub's own pool has ``maxsize`` 10, which caps a larger pool, hence a pool of our
+    own sized for ``max_size``.
     """
 
     name = "gevent"
@@ -155,8 +155,8 @@ class _EventletSignal:
     """A waiter's wake-up on eventlet's hub: one green thread waits, one release wakes it.
 
     eventlet's ``Semaphore(0)`` does the same for any number of waiters (a deque of them,
-    an ``eventlet.Timeout`` per timed wait, a re-check loop): 16 green threads on 8
-    connections of a no-op driver took 9.3 µs a checkout with it, 7.5 with this (measured).
+    an ``eventlet.Timeout`` per timed wait, a re-check loop), slower per checkout
+    (figures in benchmarks/README.md).
     As eventlet's, it belongs to the OS thread whose hub it waits on.
     """
 
@@ -267,8 +267,8 @@ def _ignore(*args: Any) -> None:
 class _EventletHops:
     """Run calls in OS threads for eventlet's green threads: one cheap hop per call.
 
-    eventlet's own tpool cost about 150 us a hop here (a Python ``queue.Queue`` each way,
-    20 threads contending for the GIL). Here: jobs go through C ``SimpleQueue`` (which
+    eventlet's own tpool is slow a hop (a Python ``queue.Queue`` each way, 20 threads
+    contending for the GIL). Here: jobs go through C ``SimpleQueue`` (which
     monkey-patching leaves alone) to ``size`` threads of the pool's own; results come
     back through a deque, and a pipe, watched by a listener of the hub of the thread
     that made the first call, wakes the hub. It is written only when no wake-up is
@@ -328,7 +328,7 @@ class _EventletHops:
                 target=self._work, name=f"dbapi-pool offload #{number}", daemon=True
             ).start()
         # A listener that stays registered (trampoline() would add and remove the pipe
-        # from epoll at every wake-up: two system calls, 40 % of the hub's time, measured).
+        # from epoll at every wake-up: two system calls each time).
         hub = get_hub()
         self._hub = hub
         self._listener = hub.add(hub.READ, read_end, self._deliver, _ignore, None)
@@ -434,3 +434,36 @@ def get_backend(name: str, pool_name: str) -> Backend:
                 f"(pip install 'dbapi-pool[{name}]')"
             ) from exc
     return cls()
+
+
+def cooperates(backend: Backend, test: Callable[[str, bool], bool] | None) -> bool:
+    """Tell whether a driver (its profile's ``cooperates`` test) yields to the green hub."""
+    return backend.green and bool(
+        test is not None and test(backend.name, backend.sockets_patched())
+    )
+
+
+def choose_offload(
+    backend: Backend,
+    choice: bool | str,
+    test: Callable[[str, bool], bool] | None,
+    size: int,
+    pool_name: str,
+) -> Callable[..., Any] | None:
+    """Return where driver calls run: ``None`` (in the caller) or an OS thread pool of
+    ``size`` threads (``choice``: ``"auto"`` offloads a driver that blocks the hub)."""
+    if choice not in (True, False, "auto"):
+        raise ValueError(
+            f"pool {pool_name!r}: offload must be True, False or 'auto', got {choice!r}"
+        )
+    if not backend.green:
+        if choice is True:
+            raise ValueError(
+                f"pool {pool_name!r}: offload=True needs a green backend (gevent or "
+                "eventlet); with OS threads every driver call already runs in its "
+                "caller's thread"
+            )
+        return None
+    if choice == "auto":
+        choice = not cooperates(backend, test)
+    return backend.offloader(size) if choice else None

@@ -15,7 +15,6 @@ from typing import Any
 
 from .._base import PoolBase
 from .._core import Entry
-from .._drivers.base import socket_readable
 from ..errors import PoolError, PoolTimeout
 from .backends import Backend
 from .worker import MaintenanceWorker
@@ -155,13 +154,7 @@ class PoolControl(PoolBase):
         return dead
 
     def _check_one(self, entry: Entry) -> None:
-        profile, conn = self.profile, entry.conn
-        if profile.is_broken is not None and profile.is_broken(conn):
-            raise ConnectionError("the driver reports the connection closed")
-        if profile.ping is not None:
-            self._call(profile.ping, conn)
-        elif profile.fileno is not None and socket_readable(profile.fileno(conn)):
-            raise ConnectionError("the server closed the connection (socket readable)")
+        self._call(self._policy.check, entry.conn)
 
     def _discard_checked(self, entry: Entry) -> None:
         self._close_quietly(entry.conn, "failed_check")

@@ -22,7 +22,7 @@ from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
 from ..config import call_timeout
 from ..errors import ConnectTimeout
 from ..proxy import Cursors, OffloadedConnection, PooledConnection, close_cursors, detach
-from .backends import Backend, get_backend
+from .backends import Backend, choose_offload, cooperates, get_backend
 from .control import PoolControl
 from .worker import ConnectAttempt, MaintenanceWorker
 
@@ -72,9 +72,9 @@ class ConnectionPool(PoolControl):
 
     def _setup(self) -> None:
         self._backend: Backend = get_backend(self._backend_choice, self.name)
-        self._offload = self._choose_offload(self._backend, self._offload_choice)
+        self._offload = self._choose_offload(self._offload_choice)
         self._proxy_type = PooledConnection if self._offload is None else OffloadedConnection
-        if self._offload is None and self._cooperates(self._backend):
+        if self._offload is None and cooperates(self._backend, self.profile.cooperates):
             # Closes run in the green thread, and the driver yields to the hub: so does the
             # wait for the server (a driver that blocks the hub anyway waits blocking).
             self._server_wait = green_wait_readable(self._backend.name)
@@ -82,9 +82,8 @@ class ConnectionPool(PoolControl):
         #: their own wrapper (the eventlet compat module), which then also override put().
         self._make_proxy: Any = self._proxy_type.lend
         self._worker: MaintenanceWorker | None = None
-        #: Green backends: waiters sleep without a timer of their own (an eventlet or
-        #: gevent timeout per wait cost 10-25 % of throughput, 16 greenlets on 8
-        #: connections, measured); the maintenance worker times them out, woken for the
+        #: Green backends: waiters sleep without a timer of their own (a green timeout per
+        #: wait costs throughput); the maintenance worker times them out, woken for the
         #: earliest deadline, which is kept here.
         self._sweep_at = _INF
         config = self._config
@@ -104,36 +103,14 @@ class ConnectionPool(PoolControl):
                 raise
             self._start_worker()
 
-    def _choose_offload(self, backend: Backend, choice: bool | str) -> Any:
-        if choice not in (True, False, "auto"):
-            raise ValueError(
-                f"pool {self.name!r}: offload must be True, False or 'auto', got {choice!r}"
-            )
-        if not backend.green:
-            if choice is True:
-                raise ValueError(
-                    f"pool {self.name!r}: offload=True needs a green backend (gevent or "
-                    "eventlet); with OS threads every driver call already runs in its "
-                    "caller's thread"
-                )
-            return None
-        if choice == "auto":
-            choice = not self._cooperates(backend)
-        if not choice:
-            return None
+    def _choose_offload(self, choice: bool | str) -> Any:
         # A few more threads than connections: connects and closes of a full pool.
-        offload = backend.offloader(self._config.max_size + 2)
+        size = self._config.max_size + 2
+        offload = choose_offload(self._backend, choice, self.profile.cooperates, size, self.name)
         close = getattr(offload, "close", None)
         if close is not None:  # its threads stop when the pool (and all it lent) is gone
             weakref.finalize(self, close)
         return offload
-
-    def _cooperates(self, backend: Backend) -> bool:
-        """Tell whether the driver yields to the green hub by itself."""
-        cooperates = self.profile.cooperates
-        return backend.green and bool(
-            cooperates is not None and cooperates(backend.name, backend.sockets_patched())
-        )
 
     @property
     def backend(self) -> str:
@@ -184,7 +161,7 @@ class ConnectionPool(PoolControl):
             if got is CONNECT:
                 return self._connect()
             # A connection that fails its check is replaced within the same deadline.
-            if not self._validates or self._usable(got):
+            if not self._policy.validates or self._usable(got):
                 break
             got = None
         if state.lent is not None:
@@ -217,9 +194,10 @@ class ConnectionPool(PoolControl):
 
     def _usable(self, entry: Entry) -> bool:
         """Check an idle connection before lending it; if dead, close it, free its slot."""
+        policy = self._policy
         try:
-            if self._needs_ping(entry, _monotonic()):
-                self._call(self.profile.ping, entry.conn)
+            if policy.needs_ping(entry, _monotonic(), self._state):
+                self._call(policy.ping, entry.conn)
         except Exception as exc:
             self._check_failed(exc)
             self._close_quietly(entry.conn, "failed_check")
@@ -394,9 +372,10 @@ class ConnectionPool(PoolControl):
         reason = state.retire_reason(entry, now)
         if reason is None:
             raw = entry.conn
-            if self._is_broken is not None and self._is_broken(raw):
+            policy = self._policy
+            if policy.is_broken is not None and policy.is_broken(raw):
                 reason = "broken"
-            elif cursors is not None or (self._reset is not None and self._needs_reset(raw)):
+            elif cursors is not None or (policy.reset is not None and policy.needs_reset(raw)):
                 reason = self._run_reset(entry, cursors)
         if reason is not None:
             self._close_quietly(entry.conn, reason)
@@ -422,15 +401,16 @@ class ConnectionPool(PoolControl):
         cursor may do I/O (MySQL drivers read the rest of its result). Each cursor closes
         in the thread its own ``close()`` picks (an offloaded cursor: an OS thread).
         """
+        policy = self._policy
         try:
             if cursors is not None:
                 if type(cursors) is Cursors:
                     close_cursors(cursors)
                 else:  # the usual one cursor, closed without a frame more
                     cursors.close()
-                if self._reset is None or not self._needs_reset(entry.conn):
+                if policy.reset is None or not policy.needs_reset(entry.conn):
                     return None
-            self._call(self._reset, entry.conn)
+            self._call(policy.reset, entry.conn)
         except Exception as exc:
             return self._reset_failed(exc)
         except BaseException:
@@ -495,7 +475,7 @@ class ConnectionPool(PoolControl):
         self._worker = None
         self._sweep_at = _INF
         if self._offload is not None:  # the offload threads did not survive the fork
-            self._offload = self._choose_offload(self._backend, True)
+            self._offload = self._choose_offload(True)
 
     def _abandon(self, entry: Entry) -> None:
         super()._abandon(entry)

@@ -164,7 +164,7 @@ class BaseConnectionPool(_CorePool):
         self._args, self._kwargs = self._compat_classic_args
         del self._compat_classic_args
         super()._setup()  # min_size connections: views of them are made when first seen
-        # Through the pool's own offload threads (3-5x cheaper a hop than eventlet's tpool);
+        # Through the pool's own offload threads (a cheaper hop than eventlet's tpool);
         # ``_call`` finds them anew after a fork.
         self._compat_tpool = _Tpool(self.profile, self._call) if self.offloaded else None
         self._make_proxy = _checked_out
