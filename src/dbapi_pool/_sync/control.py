@@ -39,6 +39,13 @@ class PoolControl(PoolBase):
 
     # -- sizes ---------------------------------------------------------------------------
 
+    def _refill_soon(self) -> None:
+        """Have the maintenance worker refill to ``min_size`` now (a close freed a slot
+        below it): in the background, not in the caller's ``put()`` or ``get()``."""
+        worker = self._worker
+        if worker is not None:
+            worker.poke()
+
     def resize(self, min_size: int | None = None, max_size: int | None = None) -> None:
         """Change ``min_size`` and/or ``max_size`` now (``None`` keeps one).
 

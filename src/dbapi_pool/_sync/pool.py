@@ -387,13 +387,6 @@ class ConnectionPool(PoolControl):
         if reason is not None and state.short_of_min:
             self._refill_soon()
 
-    def _refill_soon(self) -> None:
-        """Have the maintenance worker refill to ``min_size`` now (a close freed a slot
-        below it): in the background, not in the caller's ``put()`` or ``get()``."""
-        worker = self._worker
-        if worker is not None:
-            worker.poke()
-
     def _run_reset(self, entry: Entry, cursors: Any = None) -> str | None:
         """Close the checkout's cursors, then reset the connection if it needs it.
 
