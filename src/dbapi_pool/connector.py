@@ -124,6 +124,18 @@ class _Connector(Generic[PoolT]):
             )
         return pools
 
+    def _resizable(
+        self, min_size: int | None, max_size: int | None, host: str | None, dbname: str | None
+    ) -> list[PoolT]:
+        """Return the matching pools once the new sizes passed every pool's validation
+        (all of them change, or none)."""
+        pools = self._matching(host, dbname)
+        sizes = {"min_size": min_size, "max_size": max_size}
+        changes = {name: size for name, size in sizes.items() if size is not None}
+        for pool in pools:
+            pool.config.replace(**changes)
+        return pools
+
     def _close_all(self) -> list[PoolT]:
         with self._lock:
             self._closed = True
@@ -163,11 +175,7 @@ class DatabaseConnector(_Connector[ConnectionPool]):
         See :meth:`ConnectionPool.resize`; pools created later keep the connector's
         settings. A bad size raises ``ValueError`` before any pool changes.
         """
-        pools = self._matching(host, dbname)
-        sizes = {"min_size": min_size, "max_size": max_size}
-        changes = {name: size for name, size in sizes.items() if size is not None}
-        for pool in pools:  # every pool validates first: all change, or none
-            pool.config.replace(**changes)
+        pools = self._resizable(min_size, max_size, host, dbname)
         for pool in pools:
             pool.resize(min_size, max_size)
 
@@ -254,11 +262,7 @@ class AsyncDatabaseConnector(_Connector[AsyncConnectionPool]):
         See :meth:`AsyncConnectionPool.resize`; pools created later keep the connector's
         settings. A bad size raises ``ValueError`` before any pool changes.
         """
-        pools = self._matching(host, dbname)
-        sizes = {"min_size": min_size, "max_size": max_size}
-        changes = {name: size for name, size in sizes.items() if size is not None}
-        for pool in pools:  # every pool validates first: all change, or none
-            pool.config.replace(**changes)
+        pools = self._resizable(min_size, max_size, host, dbname)
         for pool in pools:
             await pool.resize(min_size, max_size)
 
