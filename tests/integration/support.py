@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import socket
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -436,3 +437,34 @@ def _sqlite_open(conn: sqlite3.Connection) -> bool:
     except sqlite3.ProgrammingError:
         return False
     return True
+
+
+def calls_beside_a_gil_waiter(call: Callable[[], Any], times: int) -> tuple[set[Any], int]:
+    """Make ``call`` ``times`` times while another thread waits for the GIL; return the set of
+    answers and how often that thread ran meanwhile (0: ``call`` never let the GIL go).
+
+    The other thread gives the GIL up at once each time it runs, and the switch interval is
+    raised so that the GIL changes hands only when let go.
+    """
+    runs, stop = [0], threading.Event()
+
+    def other() -> None:
+        while not stop.is_set():
+            runs[0] += 1
+            time.sleep(0)  # gives the GIL up at once
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
+    thread = threading.Thread(target=other, daemon=True)
+    try:
+        thread.start()
+        while runs[0] < 3:  # it runs, and now waits for the GIL
+            time.sleep(0.001)
+        before = runs[0]
+        answers = {call() for _ in range(times)}
+        during = runs[0] - before
+    finally:
+        sys.setswitchinterval(interval)
+        stop.set()
+        thread.join(10)
+    return answers, during

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import sys
 import threading
 import time
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 
 from dbapi_pool.errors import ConnectionReleased
 
-from .support import Database, driver_params, scalar, wait_until
+from .support import Database, calls_beside_a_gil_waiter, driver_params, scalar, wait_until
 
 
 class Boom(Exception):
@@ -282,27 +281,9 @@ def test_mysqlclient_idle_test_keeps_the_gil(dbenv: Database) -> None:
     conn = pool.get()
     raw, idle = conn.raw, pool.profile.transaction_idle
     assert idle is not None and idle(raw)  # MariaDB Connector/C, so the test is there
-    runs, stop = [0], threading.Event()
-
-    def other() -> None:
-        while not stop.is_set():
-            runs[0] += 1
-            time.sleep(0)  # gives the GIL up at once
-
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1000.0)  # the GIL changes hands only when let go
-    thread = threading.Thread(target=other, daemon=True)
     try:
-        thread.start()
-        while runs[0] < 3:  # it runs, and now waits for the GIL
-            time.sleep(0.001)
-        before = runs[0]
-        answers = {idle(raw) for _ in range(1000)}
-        during = runs[0] - before
+        answers, during = calls_beside_a_gil_waiter(lambda: idle(raw), 1000)
     finally:
-        sys.setswitchinterval(interval)
-        stop.set()
-        thread.join(10)
         pool.put(conn)
     assert answers == {True}
     assert during == 0

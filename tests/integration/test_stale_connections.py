@@ -14,7 +14,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,7 +25,14 @@ import pytest
 from dbapi_pool import AsyncConnectionPool, ConnectionPool, PoolStats
 from dbapi_pool._drivers.base import socket_readable
 
-from .support import NETWORK_DRIVERS, POSTGRES, Database, driver_params, wait_until
+from .support import (
+    NETWORK_DRIVERS,
+    POSTGRES,
+    Database,
+    calls_beside_a_gil_waiter,
+    driver_params,
+    wait_until,
+)
 
 #: A window far longer than any test: before the fix, a connection used within it was
 #: lent unchecked, so the kill below was always inside it.
@@ -191,27 +197,9 @@ def test_socket_probe_keeps_the_gil(dbenv: Database) -> None:
     assert fileno is not None
     fd = fileno(conn.raw)
     assert socket_readable(fd) is False  # the first call sets the probe up (imports)
-    runs, stop = [0], threading.Event()
-
-    def other() -> None:
-        while not stop.is_set():
-            runs[0] += 1
-            time.sleep(0)  # gives the GIL up at once
-
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1000.0)  # the GIL changes hands only when let go
-    thread = threading.Thread(target=other, daemon=True)
     try:
-        thread.start()
-        while runs[0] < 3:  # it runs, and now waits for the GIL
-            time.sleep(0.001)
-        before = runs[0]
-        answers = {socket_readable(fd) for _ in range(10_000)}
-        during = runs[0] - before
+        answers, during = calls_beside_a_gil_waiter(lambda: socket_readable(fd), 10_000)
     finally:
-        sys.setswitchinterval(interval)
-        stop.set()
-        thread.join(10)
         pool.put(conn)
     assert answers == {False}
     assert during == 0
