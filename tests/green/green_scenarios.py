@@ -13,26 +13,14 @@ other way where that is safe, each case:
 
 from __future__ import annotations
 
+from greenmode import BACKEND, MODE, PATCHED  # monkey-patches: before every other import
+
+# isort: split
+
 import json
-import sys
 import time
 import uuid
-import warnings
 from typing import Any
-
-MODE = sys.argv[1] if len(sys.argv) > 1 else "gevent-patched"
-warnings.filterwarnings("ignore", category=DeprecationWarning)
-if MODE == "gevent-patched":
-    from gevent import monkey
-
-    monkey.patch_all()
-elif MODE == "eventlet-patched":
-    import eventlet
-
-    eventlet.monkey_patch()
-
-BACKEND = MODE.removesuffix("-patched")
-PATCHED = MODE.endswith("-patched")
 
 if BACKEND == "gevent":
     import gevent
@@ -56,13 +44,13 @@ else:
 
     green_sleep = eventlet.sleep
 
-import MySQLdb  # noqa: E402
-import pg8000.dbapi  # noqa: E402
-import psycopg  # noqa: E402
-import psycopg2  # noqa: E402
-import pymysql  # noqa: E402
+import MySQLdb
+import pg8000.dbapi
+import psycopg
+import psycopg2
+import pymysql
 
-from dbapi_pool import ConnectionPool  # noqa: E402
+from dbapi_pool import ConnectionPool
 
 PG = {"host": "127.0.0.1", "user": "postgres"}
 MY = {"host": "127.0.0.1", "user": "root"}

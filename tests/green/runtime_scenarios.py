@@ -11,25 +11,14 @@ closes the socket, so there they are polled (up to 5 s).
 
 from __future__ import annotations
 
+from greenmode import BACKEND, MODE  # monkey-patches: before every other import
+
+# isort: split
+
 import json
-import sys
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any
-
-MODE = sys.argv[1] if len(sys.argv) > 1 else "gevent-patched"
-warnings.filterwarnings("ignore", category=DeprecationWarning)
-if MODE == "gevent-patched":
-    from gevent import monkey
-
-    monkey.patch_all()
-elif MODE == "eventlet-patched":
-    import eventlet
-
-    eventlet.monkey_patch()
-
-BACKEND = MODE.removesuffix("-patched")
 
 if BACKEND == "gevent":
     import gevent
@@ -42,12 +31,12 @@ else:
     spawn = eventlet.spawn
     green_sleep = eventlet.sleep
 
-import MySQLdb  # noqa: E402
-import psycopg2  # noqa: E402
-import pymysql  # noqa: E402
+import MySQLdb
+import psycopg2
+import pymysql
 
-from dbapi_pool import ConnectionPool  # noqa: E402
-from dbapi_pool.errors import PoolTimeout  # noqa: E402
+from dbapi_pool import ConnectionPool
+from dbapi_pool.errors import PoolTimeout
 
 PG = {"host": "127.0.0.1", "user": "postgres", "dbname": "test"}
 MY = {"host": "127.0.0.1", "user": "root"}

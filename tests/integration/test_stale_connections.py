@@ -5,7 +5,7 @@ Every driver that exposes its socket (psycopg2, psycopg, pg8000, MySQLdb, PyMySQ
 it probed at each checkout; a socket with something to read (the server's goodbye, then
 EOF) earns a ping, which fails, and ``get()`` hands out a new session instead. The tests
 run on the thread pool and the asyncio pool, and on green pools through
-``stale_green.py``.
+``tests/green/stale_green.py``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from .support import (
 LONG_WINDOW = 60.0
 
 SESSION_SQL = {POSTGRES: "SELECT pg_backend_pid()"}
-GREEN_SCRIPT = Path(__file__).with_name("stale_green.py")
+GREEN_SCRIPT = Path(__file__).parent.parent / "green" / "stale_green.py"
 
 
 class SyncFlavour:

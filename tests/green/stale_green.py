@@ -7,30 +7,21 @@ Usage: ``python stale_green.py MODE`` with MODE ``gevent-patched``, ``eventlet-p
 
 from __future__ import annotations
 
+from greenmode import MODE  # monkey-patches: before every other import
+
+# isort: split
+
 import json
-import sys
 import time
-import warnings
 from typing import Any
 
-MODE = sys.argv[1] if len(sys.argv) > 1 else "gevent-patched"
-warnings.filterwarnings("ignore", category=DeprecationWarning)
-if MODE == "gevent-patched":
-    from gevent import monkey
+import MySQLdb
+import pg8000.dbapi
+import psycopg
+import psycopg2
+import pymysql
 
-    monkey.patch_all()
-elif MODE == "eventlet-patched":
-    import eventlet
-
-    eventlet.monkey_patch()
-
-import MySQLdb  # noqa: E402
-import pg8000.dbapi  # noqa: E402
-import psycopg  # noqa: E402
-import psycopg2  # noqa: E402
-import pymysql  # noqa: E402
-
-from dbapi_pool import ConnectionPool  # noqa: E402
+from dbapi_pool import ConnectionPool
 
 PG = {"host": "127.0.0.1", "user": "postgres"}
 MY = {"host": "127.0.0.1", "user": "root", "password": "", "database": "test"}
