@@ -138,6 +138,8 @@ def _register_profile() -> None:
         DriverProfile(
             name=__name__,
             transaction_idle=lambda conn: conn.info.transaction_status == 0,
+            # Its cursors, like psycopg2's client-side ones, close without I/O.
+            local_close=lambda cursor: True,
         )
     )
 

@@ -303,6 +303,8 @@ class OffloadingPool(PoolBase):
         policy = self._policy
         if reason is None:
             reason = self._state.retire_reason(entry, _monotonic()) or policy.broken(entry.conn)
+        if cursors is not None and not cancelled and reason is None:
+            cursors = self._close_local_cursors(cursors)
         if reason is not None:
             job: tuple[Any, ...] = (self._close_job, entry.conn, reason)
         elif cancelled:
@@ -318,6 +320,26 @@ class OffloadingPool(PoolBase):
         done = self._loop.create_future() if wait and self._loop is not None else None
         entry.info.thread.call(partial(self._returned, entry, done), *job)
         return done
+
+    def _close_local_cursors(self, cursors: list[Any]) -> list[Any] | None:
+        """Close here, on the loop, the cursors whose close does no I/O (a psycopg
+        client-side cursor): no thread hop just for them. Return the others (``None``).
+
+        The connection's thread is idle: the borrower's calls have all returned.
+        """
+        local = self.profile.local_close
+        if local is None:
+            return cursors
+        rest = []
+        for cursor in cursors:
+            try:
+                if local(cursor):
+                    cursor.close()
+                    continue
+            except Exception:  # the job in the thread tries again; its failure closes
+                pass
+            rest.append(cursor)
+        return rest or None
 
     def _reset_job(self, conn: Any, reset: Any, cursors: list[Any] | None) -> str | None:
         try:

@@ -226,6 +226,7 @@ PG8000 = DriverProfile(
     cancel=cancel_through_new_session("SELECT pg_cancel_backend(%d)"),
     transaction_idle=_pg8000_idle,
     local_fetch=lambda cursor: True,  # pg8000 reads every row during execute()
+    local_close=lambda cursor: True,  # and its close() only drops them
     cooperates=_pure_python_green,
     fileno=lambda conn: int(conn._usock.fileno()),
     ping=select_one,
