@@ -281,13 +281,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     scenarios = args.scenarios.split(",")
     trees = {"old": args.old, "new": args.new}
     runs = {s: {"old": [], "new": []} for s in scenarios}  # type: dict[str, dict[str, list[Any]]]
-    started = time.time()
+    started = time.monotonic()
     for rep in range(args.reps):
         order = ["old", "new"] if rep % 2 == 0 else ["new", "old"]
         for scenario in scenarios:
             for name in order:
                 runs[scenario][name].append(trial(trees[name], scenario, args))
-        print(f"rep {rep + 1}/{args.reps} done, {time.time() - started:.0f} s", file=sys.stderr)
+        print(
+            f"rep {rep + 1}/{args.reps} done, {time.monotonic() - started:.0f} s", file=sys.stderr
+        )
     print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
     print(f"load: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; python {sys.version.split()[0]}")
     print(f"old: {os.path.abspath(args.old)}  new: {os.path.abspath(args.new)}")

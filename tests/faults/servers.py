@@ -9,6 +9,7 @@ when the tests run as root their commands run as the ``postgres`` user; MariaDB 
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import glob
 import os
@@ -182,7 +183,7 @@ def _end(process: subprocess.Popen[bytes] | None, sig: int) -> None:
         process.wait(STOP_TIMEOUT)
 
 
-class _PrivateServer:
+class _PrivateServer(abc.ABC):
     """Hold what every private server has: a port, a directory of its own and a log in it.
 
     Subclasses name their directory (``kind``), its owner and log file, and say how to
@@ -213,11 +214,11 @@ class _PrivateServer:
         """Return the server's log file."""
         return self.root / self.log_name
 
+    @abc.abstractmethod
     def stop(self) -> None:
         """Stop the server; every session dies."""
-        raise NotImplementedError
 
-    def reset_defaults(self) -> None:
+    def reset_defaults(self) -> None:  # noqa: B027 (a hook: nothing to undo by default)
         """Undo the settings a test may have changed (and left changed if it failed)."""
 
     def _halt(self) -> None:

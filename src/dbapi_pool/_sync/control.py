@@ -35,7 +35,24 @@ class PoolControl(PoolBase):
     _worker: MaintenanceWorker | None
 
     def _start_worker(self, *, for_waiters: bool = False) -> None:
-        raise NotImplementedError  # the front-end's
+        """Start the maintenance worker, once, if anything will ever be due (or waiters
+        must be timed out: green backends)."""
+        config = self._config
+        if self._worker is not None or self._state.closed:
+            return
+        if (
+            not for_waiters
+            and config.max_idle is None
+            and config.max_age is None
+            and config.leak_timeout is None
+            and config.keepalive is None
+            and not config.min_size
+        ):
+            return  # nothing would ever be due
+        with self._lock:
+            if self._worker is not None:
+                return
+            self._worker = MaintenanceWorker(self, self._backend)
 
     # -- sizes ---------------------------------------------------------------------------
 

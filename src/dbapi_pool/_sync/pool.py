@@ -446,24 +446,6 @@ class ConnectionPool(PoolControl):
         except Exception as exc:  # returned: the core backs off with it, and it is logged
             return exc
 
-    def _start_worker(self, *, for_waiters: bool = False) -> None:
-        config = self._config
-        if self._worker is not None or self._state.closed:
-            return
-        if (
-            not for_waiters
-            and config.max_idle is None
-            and config.max_age is None
-            and config.leak_timeout is None
-            and config.keepalive is None
-            and not config.min_size
-        ):
-            return  # nothing would ever be due
-        with self._lock:
-            if self._worker is not None:
-                return
-            self._worker = MaintenanceWorker(self, self._backend)
-
     def _forked(self) -> None:
         self._worker = None
         self._sweep_at = _INF
