@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 import traceback
@@ -18,12 +19,13 @@ from typing import Any, TypeVar
 
 from . import _fork
 from ._closing import CONFIRMED_REASONS, WaitReadable, close_connections
-from ._core import Entry, Plan, PoolState, PoolStats
+from ._core import Entry, Holder, Plan, PoolState, PoolStats
 from ._drivers import SECRET_KWARGS, DriverProfile, module_name, profile_for
 from ._drivers.keywords import check_connect_kwargs
 from ._policy import DriverPolicy
 from .config import SETTINGS, PoolConfig, connect_keywords, plain_connect_args
 from .errors import ForeignConnection
+from .holders import checkout_tag
 from .proxy import Released
 from .url import parse_url
 
@@ -332,6 +334,25 @@ class PoolBase:
             type(exc).__name__,
             exc,
         )
+
+    #: Who is holding a connection: the current thread's ident (a green pool: greenlet).
+    _holder_id: Callable[[], Any] = staticmethod(threading.get_ident)
+
+    def _note_holder(self, entry: Entry, tag: str | None, depth: int) -> None:
+        """Note who checked ``entry`` out, from the frame ``depth`` levels up, with which
+        tag (the inline copy in ``ConnectionPool.get()`` is the hot path's)."""
+        entry.holder = self._holder_id()
+        caller = sys._getframe(depth)
+        entry.site = caller.f_code
+        entry.line = caller.f_lineno
+        entry.tag = checkout_tag.get() if tag is None else tag
+
+    def holders(self) -> list[Holder]:
+        """Return who holds the pool's connections, the longest held first: for each,
+        how long, the thread (or task) name, the ``file:line in function`` that called
+        ``get()``, and its tag (a snapshot)."""
+        with self._lock:
+            return self._state.holders(_monotonic())
 
     def _record_borrower(self, entry: Entry) -> None:
         """Keep where a connection was checked out, to name the borrower of a leak."""

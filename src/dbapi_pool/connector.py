@@ -77,7 +77,10 @@ class _Connector(Generic[PoolT]):
             self._database_kwarg: dbname,
             **self.credentials_for(host),
         }
-        kwargs.setdefault("name", f"{host}/{dbname}")
+        # Each pool gets its own name (metrics label it by name): a ``name`` given to the
+        # connector prefixes its pools' names.
+        prefix = self._settings.get("name")
+        kwargs["name"] = f"{host}/{dbname}" if prefix is None else f"{prefix}:{host}/{dbname}"
         # Created outside the lock: with min_size > 0 a constructor connects, and one slow
         # host must not hold up the others. A racing creator's pool is dropped unused.
         created = self.conn_pool(self.module, **kwargs)

@@ -122,8 +122,10 @@ class OffloadingPool(PoolBase):
         kwargs = self.profile.connect_kwargs(kwargs, self._config.connect_timeout)
         return self.module.connect(*self._args, **kwargs)
 
-    def _start_connect(self, outcome: ConnectOutcome) -> None:
-        """Open a connection into a slot the core reserved; ``outcome`` gets the result."""
+    def _start_connect(self, timed_outcome: Callable[..., None]) -> None:
+        """Open a connection into a slot the core reserved; ``timed_outcome`` gets the
+        time the connect began, then the ``ConnectOutcome`` arguments."""
+        outcome: ConnectOutcome = partial(timed_outcome, _monotonic())
         thread = self._take_thread()
         if self._fetch_args is None:
             thread.call(partial(outcome, thread), self._open_on_thread, None)
@@ -189,7 +191,12 @@ class OffloadingPool(PoolBase):
         )
 
     def _connect_outcome(
-        self, fut: asyncio.Future[Entry], thread: ConnectionThread, ok: bool, value: Any
+        self,
+        fut: asyncio.Future[Entry],
+        began: float,
+        thread: ConnectionThread,
+        ok: bool,
+        value: Any,
     ) -> None:
         """Take a connect's outcome on the loop: to its caller, or closed if it gave up."""
         if fut.done():  # timed out or cancelled: the slot is freed only now
@@ -215,7 +222,7 @@ class OffloadingPool(PoolBase):
         conn, session_id = value
         info = ConnectionInfo(thread, session_id)
         failures, entry = self._run_core(
-            self._counted, self._state.connected, conn, _monotonic(), info
+            self._counted, self._state.connected, conn, _monotonic(), info, began
         )
         self._log_connect(None, failures)
         self._notify_ready()
@@ -244,13 +251,18 @@ class OffloadingPool(PoolBase):
         return fut
 
     def _pool_connect_outcome(
-        self, fut: asyncio.Future[None], thread: ConnectionThread, ok: bool, value: Any
+        self,
+        fut: asyncio.Future[None],
+        began: float,
+        thread: ConnectionThread,
+        ok: bool,
+        value: Any,
     ) -> None:
         if ok:
             conn, session_id = value
             info = ConnectionInfo(thread, session_id)
             failures, _ = self._run_core(
-                self._counted, self._state.add_idle, conn, _monotonic(), info
+                self._counted, self._state.add_idle, conn, _monotonic(), info, began
             )
             self._log_connect(None, failures)
             self._notify_ready()

@@ -55,6 +55,8 @@ class AsyncConnectionPool(MaintainedPool):
         #: costs throughput (figures in benchmarks/README.md).
         self._sweep: asyncio.TimerHandle | None = None
         self._sweep_at = _INF
+        #: The checkout's holder is its asyncio task, by name.
+        self._holder_id = _task_name
 
     def _forked(self) -> None:
         # Threads and the loop did not survive the fork: the child opens afresh.
@@ -106,13 +108,16 @@ class AsyncConnectionPool(MaintainedPool):
 
     # -- checkout ------------------------------------------------------------------------
 
-    async def get(self, timeout: float | None = None) -> AsyncPooledConnection:
+    async def get(
+        self, timeout: float | None = None, *, tag: str | None = None
+    ) -> AsyncPooledConnection:
         """Check out a connection, waiting up to ``timeout`` seconds.
 
         Same rules as ``ConnectionPool.get()``: ``timeout=None`` means the pool's
         ``timeout`` setting, ``math.inf`` no limit; newest idle first, a new connection
         while below ``max_size``, else wait in line. A task cancelled while it waits
-        loses no slot; a connection already handed to it goes back to the pool.
+        loses no slot; a connection already handed to it goes back to the pool. ``tag``
+        names the checkout in ``holders()`` and timeout messages.
         """
         timeout = (
             self._config.timeout if timeout is None else call_timeout(self.name, timeout, None)
@@ -124,12 +129,14 @@ class AsyncConnectionPool(MaintainedPool):
         if self._abandoned:
             self._collect_abandoned()
         start = _monotonic()
+        served_at_once = True
         while True:
             got = self._checkout(loop, start, timeout)
             if type(got) is Waiter:  # only now a coroutine: the uncontended path has none
                 got = await self._wait(loop, got)
+                served_at_once = False
             if got is CONNECT:
-                return await self._lend_new(loop)
+                return await self._lend_new(loop, start, tag)
             # A connection that fails its check is replaced within the same deadline.
             if not self._policy.validates:
                 break
@@ -138,8 +145,13 @@ class AsyncConnectionPool(MaintainedPool):
                 usable = await self._ping_check(got)
             if usable:
                 break
+            served_at_once = False
+        if not served_at_once:  # the wait goes to the histogram (the others waited 0)
+            with self._lock:
+                self._state.waited(_monotonic() - start)
         if self._state.lent is not None:
             self._record_borrower(got)
+        self._note_holder(got, tag, 2)
         return AsyncPooledConnection(self, got)
 
     def _checkout(
@@ -165,11 +177,17 @@ class AsyncConnectionPool(MaintainedPool):
             raise error
         return got
 
-    async def _lend_new(self, loop: asyncio.AbstractEventLoop) -> AsyncPooledConnection:
-        """Open a connection into the slot the core reserved for this caller; lend it."""
+    async def _lend_new(
+        self, loop: asyncio.AbstractEventLoop, start: float, tag: str | None
+    ) -> AsyncPooledConnection:
+        """Open a connection into the slot the core reserved for this caller (who called
+        ``get()`` at ``start``); lend it."""
         entry = await self._connect(loop)
+        with self._lock:
+            self._state.waited(_monotonic() - start)
         if self._state.lent is not None:
             self._record_borrower(entry)
+        self._note_holder(entry, tag, 3)
         return AsyncPooledConnection(self, entry)
 
     def _quick_check(self, entry: Entry) -> bool | None:
@@ -400,10 +418,11 @@ class AsyncConnectionPool(MaintainedPool):
 
     # -- the rest of the surface ---------------------------------------------------------
 
-    def connection(self, timeout: float | None = None) -> _Lending:
+    def connection(self, timeout: float | None = None, *, tag: str | None = None) -> _Lending:
         """Lend a connection for an ``async with`` block: commit at the end, roll back on
-        an exception, and always return it to the pool."""
-        return _Lending(self, timeout)
+        an exception, and always return it to the pool. ``tag`` names the checkout in
+        ``holders()`` and timeout messages."""
+        return _Lending(self, timeout, tag)
 
     async def close(self) -> None:
         """Close the pool: idle connections now, checked-out ones when returned.
@@ -451,20 +470,31 @@ class AsyncConnectionPool(MaintainedPool):
         await self.close()
 
 
+def _task_name() -> str | None:
+    """Name the current task (its name, not the task: a task keeps its result, which may
+    be the very connection, alive)."""
+    task = asyncio.current_task()
+    return None if task is None else f"task {task.get_name()!r}"
+
+
 class _Lending:
     """``async with pool.connection() as conn``: one plain object, not a generator-based
     context manager (two layers of those cost measurably per checkout)."""
 
-    __slots__ = ("_conn", "_pool", "_timeout")
+    __slots__ = ("_conn", "_pool", "_tag", "_timeout")
 
-    def __init__(self, pool: AsyncConnectionPool, timeout: float | None) -> None:
+    def __init__(self, pool: AsyncConnectionPool, timeout: float | None, tag: str | None) -> None:
         self._pool = pool
         self._timeout = timeout
+        self._tag = tag
         self._conn: AsyncPooledConnection | None = None
 
     async def __aenter__(self) -> AsyncPooledConnection:
-        self._conn = await self._pool.get(self._timeout)
-        return self._conn
+        self._conn = conn = await self._pool.get(self._timeout, tag=self._tag)
+        entry = conn._entry
+        if entry is not None:  # the site is the async with statement, not this frame
+            self._pool._note_holder(entry, self._tag, 2)
+        return conn
 
     async def __aexit__(
         self,

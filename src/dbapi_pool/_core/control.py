@@ -14,6 +14,7 @@ from typing import Any
 from ..config import PoolConfig
 from ..errors import PoolError
 from .entries import CHECKING, CLOSED, DETACHED, IDLE, IN_USE, Entry, Waiter
+from .holders import Holder, holders_of
 from .state import PING, PROBE, PoolCore
 from .stats import PoolStats
 
@@ -224,8 +225,15 @@ class PoolState(PoolCore):
             connecting=self._connecting,
             waiting=len(self._waiters),
             closes=MappingProxyType(dict(self._closes)),
+            wait_time=self._wait.snapshot(self._counters["checkouts"] - sum(self._wait.counts)),
+            use_time=self._use.snapshot(),
+            create_time=self._create.snapshot(),
             **self._counters,
         )
+
+    def holders(self, now: float) -> list[Holder]:
+        """Describe the connections in use, the longest held first."""
+        return holders_of(self._entries, now)
 
     def expire_waiters(self, now: float) -> list[Waiter]:
         """Withdraw every waiter whose deadline has passed and return them, each with its
@@ -234,7 +242,7 @@ class PoolState(PoolCore):
         expired = [w for w in self._waiters if w.result is None and w.deadline <= now]
         for waiter in expired:
             self.cancel_waiter(waiter, now, timed_out=True)
-            waiter.result = self.timeout_error(now - waiter.queued_at)
+            waiter.result = self.timeout_error(now - waiter.queued_at, now)
         return expired
 
     def next_deadline(self) -> float:

@@ -56,6 +56,7 @@ class Entry:
     """Hold one raw connection and its bookkeeping (the pool's slot)."""
 
     __slots__ = (
+        "__weakref__",
         "borrower",
         "broken",
         "checked_out_at",
@@ -64,13 +65,17 @@ class Entry:
         "created_at",
         "expires_at",
         "generation",
+        "holder",
         "info",
         "last_used_at",
         "leak_reported",
+        "line",
         "owner",
         "pinged_at",
         "serial",
+        "site",
         "state",
+        "tag",
     )
 
     def __init__(self, conn: Any, now: float, expires_at: float) -> None:
@@ -95,6 +100,12 @@ class Entry:
         #: Where the current borrower checked it out (only with leak_timeout).
         self.borrower: Any = None
         self.leak_reported = False
+        #: Who holds it now (thread ident or asyncio task), the code object and line that
+        #: called get(), and the caller's tag: set by the front-end at each checkout.
+        self.holder: Any = None
+        self.site: Any = None
+        self.line = 0
+        self.tag: str | None = None
         #: The PoolState that made it: after a fork, the child's new state disowns the
         #: parent's entries (it must never use or close them).
         self.owner: Any = None

@@ -10,6 +10,7 @@ a front-end checks it before calling :meth:`take_plan`) and ``lent`` (``None`` u
 from __future__ import annotations
 
 import random
+import weakref
 from collections import deque
 from collections.abc import Callable
 
@@ -17,6 +18,7 @@ from ..config import PoolConfig
 from .entries import Entry, Plan, Waiter
 from .health import ConnectHealth
 from .stats import CLOSE_REASONS
+from .timings import Histogram
 
 __all__ = ["COUNTERS", "CoreFields"]
 
@@ -75,6 +77,13 @@ class CoreFields:
         self.lent: set[Entry] | None = set() if config.leak_timeout is not None else None
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._closes = dict.fromkeys(CLOSE_REASONS, 0)
+        #: Every entry opened and not yet collected (the holders are those in use).
+        self._entries: weakref.WeakSet[Entry] = weakref.WeakSet()
+        #: Seconds a checkout waited (only the slow ones: the rest waited 0), a connection
+        #: was held, a connect took.
+        self._wait = Histogram()
+        self._use = Histogram()
+        self._create = Histogram()
 
     # -- observation (read-only: the front-ends change the core only through its methods) --
 

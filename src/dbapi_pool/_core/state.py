@@ -12,6 +12,7 @@ of ``max_size``, taken by every connection that is connecting, idle, in use or c
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -19,6 +20,8 @@ from ..errors import PoolClosed, PoolTimeout, TooManyWaiters
 from .entries import CLOSED, CLOSING, CONNECT, IDLE, IN_USE, ConnectGrant, Entry, Plan, Waiter
 from .fields import CoreFields
 from .health import fail_fast_error
+from .holders import describe, holders_of
+from .timings import BOUNDS
 
 __all__ = ["CONNECT", "PING", "PROBE", "ConnectGrant", "Entry", "Plan", "PoolCore", "Waiter"]
 
@@ -95,7 +98,7 @@ class PoolCore(CoreFields):
         """Queue a caller that found nothing; refuse it if it may not wait at all."""
         if timeout is not None and timeout <= 0:
             self._counters["timeouts"] += 1
-            raise self.timeout_error(0.0)
+            raise self.timeout_error(0.0, now)
         max_waiting = self._config.max_waiting
         if max_waiting is not None and len(self._waiters) >= max_waiting:
             self._counters["refused"] += 1
@@ -159,12 +162,18 @@ class PoolCore(CoreFields):
         self._waiters.popleft()
         return got
 
-    def timeout_error(self, waited: float) -> PoolTimeout:
-        """Build the error for a checkout that waited ``waited`` seconds in vain."""
+    def timeout_error(self, waited: float, now: float) -> PoolTimeout:
+        """Build the error for a checkout that waited ``waited`` seconds in vain, naming
+        the oldest holders of the pool's connections."""
         return PoolTimeout(
             f"pool {self._config.name!r}: no connection available after {waited:.3f} s "
-            f"({self.counts()})"
+            f"({self.counts()}){describe(holders_of(self._entries, now))}"
         )
+
+    def waited(self, seconds: float) -> None:
+        """Record the wait of a checkout that did not find an idle connection at once
+        (those that did waited 0 s: ``stats()`` counts them from ``checkouts``)."""
+        self._wait.record(seconds)
 
     def unreachable_error(self, now: float) -> BaseException:
         """Build the fail-fast error while connects fail: the driver's own last error.
@@ -180,18 +189,24 @@ class PoolCore(CoreFields):
 
     # -- connecting ----------------------------------------------------------------------
 
-    def connected(self, conn: Any, now: float, info: Any = None) -> Entry | None:
+    def connected(
+        self, conn: Any, now: float, info: Any = None, started: float | None = None
+    ) -> Entry | None:
         """Record a connection opened by a caller into its reserved slot; return its entry.
 
-        ``info`` is the front-end's data for the entry. Returns ``None`` if the pool was
+        ``info`` is the front-end's data for the entry; ``started``, when the connect began
+        (its duration goes to the create-time histogram). Returns ``None`` if the pool was
         closed meanwhile: the new connection is then in the plan, to be closed.
         """
         self._connecting -= 1
         self._counters["connects"] += 1
+        if started is not None:
+            self._create.record(now - started)
         self._health.succeeded()
         entry = Entry(conn, now, self._expiry(now))
         entry.info = info
         entry.owner = self
+        self._entries.add(entry)
         entry.generation = self._generation
         if self._stale_connects:
             self._stale_connects -= 1
@@ -203,9 +218,11 @@ class PoolCore(CoreFields):
         self._grant_connects()
         return entry
 
-    def add_idle(self, conn: Any, now: float, info: Any = None) -> Entry | None:
+    def add_idle(
+        self, conn: Any, now: float, info: Any = None, started: float | None = None
+    ) -> Entry | None:
         """Record a connection the pool opened for itself (``Plan.connect``)."""
-        entry = self.connected(conn, now, info)
+        entry = self.connected(conn, now, info, started)
         if entry is not None:
             self._counters["checkouts"] -= 1
             self._unlend(entry)
@@ -282,6 +299,11 @@ class PoolCore(CoreFields):
         """
         if entry.owner is not self:  # inherited across a fork: not ours to count
             return
+        # The use-time histogram's record(), inline: this is the hot path.
+        held = now - entry.checked_out_at
+        use = self._use
+        use.counts[bisect_left(BOUNDS, held)] += 1
+        use.sum += held
         if self.lent is not None:
             self._unlend(entry)
         if closed_reason is not None:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from .timings import TimingStats
+
 __all__ = ["CLOSE_REASONS", "PoolStats"]
 
 #: Why connections get closed; ``PoolStats.closes`` counts each.
@@ -59,6 +61,13 @@ class PoolStats:
     #: Checkouts held longer than ``leak_timeout`` (each reported once).
     leaks: int = 0
     closes: Mapping[str, int] = field(default_factory=_empty_closes)
+    #: How long checkouts waited for a connection (0 for those served at once; includes
+    #: the connect when one was opened for the caller; timed-out waits are not in it).
+    wait_time: TimingStats = field(default_factory=TimingStats)
+    #: How long callers held their connection, from checkout to return.
+    use_time: TimingStats = field(default_factory=TimingStats)
+    #: How long each successful connect (and ``configure``) took.
+    create_time: TimingStats = field(default_factory=TimingStats)
 
     @property
     def closed_total(self) -> int:

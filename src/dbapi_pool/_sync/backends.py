@@ -51,6 +51,10 @@ class Backend:
     name = "threads"
     green = False
 
+    def holder_id(self) -> Callable[[], Any]:
+        """Return what identifies the caller (``pool.holders()``): the thread's ident."""
+        return threading.get_ident
+
     def new_signal(self) -> Signal:
         """Return a taken lock: the waiter's ``acquire`` blocks until ``release``."""
         lock = threading.Lock()
@@ -76,6 +80,13 @@ class Backend:
         return False
 
 
+def green_label(greenlet: Any) -> str:
+    """Name a green thread for ``holders()`` (a string: holding the greenlet itself would
+    keep its result, maybe the very connection, alive)."""
+    name = getattr(greenlet, "name", None)  # gevent's Greenlet has one
+    return f"greenlet {name!r}" if name else f"greenlet 0x{id(greenlet):x}"
+
+
 class _EventSleeper:
     __slots__ = ("_event",)
 
@@ -99,6 +110,11 @@ class GeventBackend(Backend):
 
     name = "gevent"
     green = True
+
+    def holder_id(self) -> Callable[[], Any]:
+        from gevent import getcurrent
+
+        return lambda: green_label(getcurrent())
 
     def new_signal(self) -> Signal:
         from gevent.lock import Semaphore
@@ -239,6 +255,9 @@ class EventletBackend(Backend):
         from eventlet.hubs import get_hub
 
         _get_hub, _getcurrent = get_hub, getcurrent
+
+    def holder_id(self) -> Callable[[], Any]:
+        return lambda: green_label(_getcurrent())
 
     def new_signal(self) -> Signal:
         return _EventletSignal()

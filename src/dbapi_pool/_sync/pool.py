@@ -9,6 +9,7 @@ wait, and where blocking driver calls run, is the backend's business (backends.p
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import weakref
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from .._closing import green_wait_readable
 from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
 from ..config import call_timeout
 from ..errors import ConnectTimeout
+from ..holders import checkout_tag
 from ..proxy import Cursors, OffloadedConnection, PooledConnection, close_cursors, detach
 from .backends import Backend, choose_offload, cooperates, get_backend
 from .control import PoolControl
@@ -30,6 +32,7 @@ __all__ = ["ConnectionPool"]
 
 logger = logging.getLogger("dbapi_pool")
 _monotonic = time.monotonic
+_getframe = sys._getframe
 _INF = float("inf")
 #: Types of a per-call timeout taken as is when finite and not negative (the fast path).
 _PLAIN_NUMBERS = (int, float)
@@ -72,6 +75,7 @@ class ConnectionPool(PoolControl):
 
     def _setup(self) -> None:
         self._backend: Backend = get_backend(self._backend_choice, self.name)
+        self._holder_id = self._backend.holder_id()
         self._offload = self._choose_offload(self._offload_choice)
         self._proxy_type = PooledConnection if self._offload is None else OffloadedConnection
         if self._offload is None and cooperates(self._backend, self.profile.cooperates):
@@ -128,14 +132,15 @@ class ConnectionPool(PoolControl):
 
     # -- checkout ------------------------------------------------------------------------
 
-    def get(self, timeout: float | None = None) -> PooledConnection:
+    def get(self, timeout: float | None = None, *, tag: str | None = None) -> PooledConnection:
         """Check out a connection, waiting up to ``timeout`` seconds (``None``: the pool's
         ``timeout`` setting; ``math.inf``: no limit; checked like the setting).
 
         Reuses the most recently returned idle connection, opens a new one while below
         ``max_size``, or waits its turn (first come, first served) for one to be returned.
         Raises ``PoolTimeout``, ``ConnectTimeout``, ``PoolClosed``, ``TooManyWaiters``, or
-        the driver's own error from ``connect()``.
+        the driver's own error from ``connect()``. ``tag`` names the checkout in
+        ``holders()`` and timeout messages (default: ``dbapi_pool.checkout_tag``'s value).
         """
         if self._abandoned:
             self._collect_abandoned()
@@ -153,19 +158,29 @@ class ConnectionPool(PoolControl):
                 got = self._queue(start, start, timeout)
         if plan is not None:
             self._carry_out(plan)
+        first = got
         while True:
             if got is None:
                 got = self._look_again(start, timeout)
             if type(got) is Waiter:
                 got = self._wait(got, start, timeout)
             if got is CONNECT:
-                return self._connect()
+                return self._connect(start, tag)
             # A connection that fails its check is replaced within the same deadline.
             if not self._policy.validates or self._usable(got):
                 break
             got = None
+        if got is not first:  # not served at once: the wait goes to the histogram
+            with self._lock:
+                state.waited(_monotonic() - start)
         if state.lent is not None:
             self._record_borrower(got)
+        # Who holds it, from where, with which tag (holders(), PoolTimeout): no allocation.
+        got.holder = self._holder_id()
+        caller = _getframe(1)
+        got.site = caller.f_code
+        got.line = caller.f_lineno
+        got.tag = checkout_tag.get() if tag is None else tag
         return self._make_proxy(self, got)  # type: ignore[no-any-return]
 
     def _queue(self, now: float, start: float, timeout: float | None) -> Waiter:
@@ -237,7 +252,10 @@ class ConnectionPool(PoolControl):
             raise
         if not signalled:
             self._give_up(waiter, timed_out=True)
-            raise self._state.timeout_error(_monotonic() - start)
+            with self._lock:
+                now = _monotonic()
+                error = self._state.timeout_error(now - start, now)
+            raise error
         result = waiter.result
         if isinstance(result, BaseException):
             raise result
@@ -287,8 +305,10 @@ class ConnectionPool(PoolControl):
     def _cancel_locked(self, waiter: Waiter, timed_out: bool) -> None:
         self._state.cancel_waiter(waiter, _monotonic(), timed_out=timed_out)
 
-    def _connect(self) -> PooledConnection:
-        """Open a connection into the slot the core reserved for this caller."""
+    def _connect(self, start: float, tag: str | None) -> PooledConnection:
+        """Open a connection into the slot the core reserved for this caller (who called
+        ``get()`` at ``start``)."""
+        began = _monotonic()
         try:
             conn = self._open()
         except BaseException as exc:
@@ -307,7 +327,10 @@ class ConnectionPool(PoolControl):
             raise
         with self._lock:
             failures = self._state.health.failures
-            entry = self._state.connected(conn, _monotonic())
+            now = _monotonic()
+            entry = self._state.connected(conn, now, started=began)
+            if entry is not None:
+                self._state.waited(now - start)
             plan = self._state.take_plan()
         self._log_connect(None, failures)
         if plan is not None:
@@ -316,6 +339,7 @@ class ConnectionPool(PoolControl):
             raise self._state.closed_error()
         if self._state.lent is not None:
             self._record_borrower(entry)
+        self._note_holder(entry, tag, 3)
         self._start_worker()
         return self._make_proxy(self, entry)  # type: ignore[no-any-return]
 
@@ -430,21 +454,24 @@ class ConnectionPool(PoolControl):
             with self._lock:
                 if plan.close:
                     self._state.entries_closed(plan.close)
-                for conn in opened:
+                for conn, began in opened:
                     outcomes.append(self._state.health.failures)
                     if isinstance(conn, BaseException):
                         self._state.connect_failed(_monotonic(), conn)
                     else:
-                        self._state.add_idle(conn, _monotonic())
+                        self._state.add_idle(conn, _monotonic(), started=began)
                 plan = self._state.take_plan()  # type: ignore[assignment]
-            for conn, failures in zip(opened, outcomes, strict=True):
+            for (conn, _), failures in zip(opened, outcomes, strict=True):
                 self._log_connect(conn if isinstance(conn, BaseException) else None, failures)
 
-    def _connect_for_pool(self) -> Any:
+    def _connect_for_pool(self) -> tuple[Any, float]:
+        """Open a connection for the pool itself; return it (or the error) and the time
+        the connect began."""
+        began = _monotonic()
         try:
-            return self._open()
+            return self._open(), began
         except Exception as exc:  # returned: the core backs off with it, and it is logged
-            return exc
+            return exc, began
 
     def _forked(self) -> None:
         self._worker = None
@@ -461,10 +488,16 @@ class ConnectionPool(PoolControl):
     # -- the rest of the surface ---------------------------------------------------------
 
     @contextmanager
-    def connection(self, timeout: float | None = None) -> Iterator[PooledConnection]:
+    def connection(
+        self, timeout: float | None = None, *, tag: str | None = None
+    ) -> Iterator[PooledConnection]:
         """Lend a connection for a ``with`` block: commit at the end, roll back on an
-        exception, and always return it to the pool."""
-        conn = self.get(timeout)
+        exception, and always return it to the pool. ``tag`` names the checkout in
+        ``holders()`` and timeout messages."""
+        conn = self.get(timeout, tag=tag)
+        entry = conn._entry
+        if entry is not None:  # the site is the with statement, not contextlib's frame
+            self._note_holder(entry, tag, 3)
         with conn:
             yield conn
 

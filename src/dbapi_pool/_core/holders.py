@@ -1,0 +1,78 @@
+"""Who holds the pool's connections: the snapshot behind ``pool.holders()`` and the
+holders named in a ``PoolTimeout``.
+
+The front-ends note, at each checkout, the holder (a thread's ident, or a task's or green
+thread's label), the code object and line that called ``get()``, and the caller's tag:
+slot stores, no allocation for threads. Names are resolved here, only when asked.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .entries import IN_USE, Entry
+
+__all__ = ["Holder", "describe", "holders_of"]
+
+#: Holders named in a ``PoolTimeout`` message (the oldest first).
+NAMED_IN_TIMEOUT = 3
+
+
+@dataclass(frozen=True)
+class Holder:
+    """One checked-out connection: for how long, by whom, from where, and its tag."""
+
+    #: The connection's serial number in the process (``#3`` in messages).
+    connection: int
+    #: Seconds since it was checked out.
+    held_for: float
+    #: ``"thread 'name'"``, ``"task 'name'"`` or ``"greenlet 'name'"``; ``"?"`` if unknown.
+    holder: str
+    #: ``"path/to/file.py:42 in function"`` that called ``get()``, ``"?"`` if unknown.
+    site: str
+    #: The caller's tag (``pool.connection(tag=...)`` or ``dbapi_pool.checkout_tag``).
+    tag: str | None
+
+    def __str__(self) -> str:
+        tag = "" if self.tag is None else f" [{self.tag}]"
+        return f"#{self.connection} held {self.held_for:.3f} s by {self.holder} at {self.site}{tag}"
+
+
+def holders_of(entries: Iterable[Entry], now: float) -> list[Holder]:
+    """Describe the entries in use, the longest held first."""
+    lent = sorted((e for e in entries if e.state is IN_USE), key=lambda e: e.checked_out_at)
+    if not lent:
+        return []
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    return [
+        Holder(e.serial, max(0.0, now - e.checked_out_at), _name(e.holder, names), _site(e), e.tag)
+        for e in lent
+    ]
+
+
+def describe(holders: list[Holder]) -> str:
+    """Name the oldest holders for a message (empty if none)."""
+    if not holders:
+        return ""
+    shown = "; ".join(str(h) for h in holders[:NAMED_IN_TIMEOUT])
+    more = len(holders) - NAMED_IN_TIMEOUT
+    return f"; held by {shown}" + (f"; and {more} more" if more > 0 else "")
+
+
+def _name(holder: Any, names: dict[Any, str]) -> str:
+    if holder is None:
+        return "?"
+    if not isinstance(holder, int):  # already a label: "task 'x'", "greenlet 'y'"
+        return str(holder)
+    name = names.get(holder)
+    return f"thread {name!r}" if name is not None else f"thread {holder}"
+
+
+def _site(entry: Entry) -> str:
+    code = entry.site
+    if code is None:
+        return "?"
+    return f"{code.co_filename}:{entry.line} in {code.co_name}"
