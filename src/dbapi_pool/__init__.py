@@ -1,7 +1,7 @@
 """dbapi-pool: a connection pool for any DB-API 2.0 driver."""
 
 from ._async import AsyncConnectionPool, AsyncCursor, AsyncPooledConnection
-from ._core import PoolStats
+from ._core import Holder, PoolStats, TimingStats
 from ._drivers import DriverProfile, register_profile
 from ._sync import ConnectionPool
 from .config import PoolConfig
@@ -17,6 +17,7 @@ from .errors import (
     UnknownHost,
     WrongEventLoop,
 )
+from .holders import checkout_tag, tagged
 from .proxy import PooledConnection
 
 __version__ = "0.1.0"
@@ -32,14 +33,18 @@ __all__ = [
     "DatabaseConnector",
     "DriverProfile",
     "ForeignConnection",
+    "Holder",
     "PoolClosed",
     "PoolConfig",
     "PoolError",
     "PoolStats",
     "PoolTimeout",
     "PooledConnection",
+    "TimingStats",
     "TooManyWaiters",
     "UnknownHost",
     "WrongEventLoop",
+    "checkout_tag",
     "register_profile",
+    "tagged",
 ]
