@@ -26,6 +26,7 @@ from ._policy import DriverPolicy
 from .config import SETTINGS, PoolConfig, connect_keywords, plain_connect_args
 from .errors import ForeignConnection
 from .holders import checkout_tag
+from .listeners import Listeners
 from .proxy import Released
 from .url import parse_url
 
@@ -39,6 +40,8 @@ _T = TypeVar("_T")
 
 #: Frames of the borrower's stack kept per checkout when ``leak_timeout`` is set.
 LEAK_STACK_DEPTH = 16
+#: Close reasons that mean the connection was found unusable (``on_invalidate``).
+INVALID_REASONS = frozenset({"broken", "failed_check", "reset_failed", "cancelled"})
 
 
 def check_module(module: Any, pool_name: str) -> None:
@@ -125,6 +128,11 @@ class PoolBase:
         # OS lock would freeze the whole hub (tests/green/finalizer_switch.py).
         self._lock = threading.Lock()
         self._released = Released(name)
+        #: The listeners' methods by event (``self._events.checkout`` is a tuple, empty
+        #: unless someone listens: the only cost of an event then).
+        self._events = Listeners(name)
+        for listener in config.listeners:
+            self._events.add(listener)
         #: Entries of proxies collected without put(), handed over lock-free by __del__.
         self._abandoned: deque[Entry] = deque()
         self._setup()
@@ -249,6 +257,22 @@ class PoolBase:
             connect = partial(self.module.connect, *self._args, **kwargs)
         return self._call(connect)
 
+    def _connect_done(
+        self,
+        error: BaseException | None,
+        failures_before: int,
+        conn: Any = None,
+        seconds: float = 0.0,
+    ) -> None:
+        """Log a connect's outcome and tell the listeners (outside the lock)."""
+        self._log_connect(error, failures_before)
+        events = self._events
+        if error is not None:
+            if events.connect_failed:
+                events.emit("connect_failed", self, error)
+        elif events.connect:
+            events.emit("connect", self, conn, seconds)
+
     def _log_connect(self, error: BaseException | None, failures_before: int) -> None:
         """Log a connect's outcome as an operator needs it (``failures_before``: the
         failed connects in a row before this one, read under the lock).
@@ -308,6 +332,8 @@ class PoolBase:
         conns = [conn for conn, _ in items]
         fileno = self.profile.fileno
         errors = self._call(close_connections, conns, fileno, confirm, self._server_wait)
+        if self._events and self._close_events_here:
+            self._emit_closes(items)
         for (_, reason), exc in zip(items, errors, strict=True):
             if exc is None:
                 if reason == "broken":  # killed by the server, or failed with a "dead" error
@@ -327,6 +353,20 @@ class PoolBase:
                 exc,
             )
 
+    #: Whether ``_close_many`` tells the listeners (the asyncio pool tells them on the loop
+    #: instead: its closes run in the connections' threads).
+    _close_events_here = True
+
+    def _emit_closes(self, items: list[tuple[Any, str]]) -> None:
+        """Tell the listeners of closes: ``on_invalidate`` first for a connection found
+        unusable, then ``on_close``."""
+        events = self._events
+        for conn, reason in items:
+            if reason in INVALID_REASONS and events.invalidate:
+                events.emit("invalidate", self, conn, reason)
+            if events.close:
+                events.emit("close", self, conn, reason)
+
     def _check_failed(self, exc: BaseException) -> None:
         logger.warning(
             "pool %r: a connection failed its check before checkout (%s: %s); replacing it",
@@ -334,6 +374,15 @@ class PoolBase:
             type(exc).__name__,
             exc,
         )
+
+    def add_listener(self, listener: Any) -> None:
+        """Tell ``listener`` of this pool's events from now on (see
+        :class:`~dbapi_pool.listeners.PoolListener` for the methods it may implement)."""
+        self._events.add(listener)
+
+    def remove_listener(self, listener: Any) -> None:
+        """Stop telling ``listener`` of this pool's events."""
+        self._events.remove(listener)
 
     #: Who is holding a connection: the current thread's ident (a green pool: greenlet).
     _holder_id: Callable[[], Any] = staticmethod(threading.get_ident)

@@ -128,6 +128,17 @@ def _callable(pool: str, setting: str, value: object) -> object:
     return value
 
 
+def _listeners(pool: str, setting: str, value: object) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise TypeError(
+            f"pool {pool!r}: {setting} must be a list of listener objects, "
+            f"got {type(value).__name__}"
+        )
+    return tuple(value)
+
+
 def _optional(check: Callable[..., Any]) -> Callable[[str, str, object], Any]:
     return lambda pool, setting, value: None if value is None else check(pool, setting, value)
 
@@ -159,6 +170,7 @@ _VALIDATORS: dict[str, Callable[[str, str, object], Any]] = {
     "keepalive": lambda pool, setting, value: _number(
         pool, setting, value, allow_none=True, positive=True
     ),
+    "listeners": _listeners,
 }
 
 #: The names of the pool settings (with ``name``): every other keyword goes to the driver.
@@ -211,6 +223,9 @@ class PoolConfig:
     #: Ping idle connections neither used nor pinged for this long, so that a NAT or proxy
     #: that dropped them silently is found before a caller is (``None``: off).
     keepalive: float | None = None
+    #: Objects told of the pool's events (see :mod:`dbapi_pool.listeners`); more can be
+    #: added with ``add_listener()``.
+    listeners: tuple[Any, ...] = ()
 
     @classmethod
     def build(cls, name: str, **settings: Any) -> PoolConfig:

@@ -216,15 +216,16 @@ class OffloadingPool(PoolBase):
             failures, _ = self._run_core(
                 self._counted, self._state.connect_failed, _monotonic(), value
             )
-            self._log_connect(value, failures)
+            self._connect_done(value, failures)
             fut.set_exception(value)
             return
         conn, session_id = value
         info = ConnectionInfo(thread, session_id)
+        now = _monotonic()
         failures, entry = self._run_core(
-            self._counted, self._state.connected, conn, _monotonic(), info, began
+            self._counted, self._state.connected, conn, now, info, began
         )
-        self._log_connect(None, failures)
+        self._connect_done(None, failures, conn, now - began)
         self._notify_ready()
         if entry is None:
             fut.set_exception(self._state.closed_error())
@@ -261,10 +262,11 @@ class OffloadingPool(PoolBase):
         if ok:
             conn, session_id = value
             info = ConnectionInfo(thread, session_id)
+            now = _monotonic()
             failures, _ = self._run_core(
-                self._counted, self._state.add_idle, conn, _monotonic(), info, began
+                self._counted, self._state.add_idle, conn, now, info, began
             )
-            self._log_connect(None, failures)
+            self._connect_done(None, failures, conn, now - began)
             self._notify_ready()
         else:
             self._last_connect_error = value
@@ -272,7 +274,7 @@ class OffloadingPool(PoolBase):
             failures, _ = self._run_core(
                 self._counted, self._state.connect_failed, _monotonic(), value
             )
-            self._log_connect(value, failures)
+            self._connect_done(value, failures)
             # The maintenance round planned this refill before the outcome: it must learn
             # when to try again (the backoff), or min_size waits for its next wake-up.
             self._wake_maintenance()
@@ -330,7 +332,8 @@ class OffloadingPool(PoolBase):
             self._returned(entry, None, True, None)
             return None
         done = self._loop.create_future() if wait and self._loop is not None else None
-        entry.info.thread.call(partial(self._returned, entry, done), *job)
+        resets = job[0] == self._reset_job and job[2] is not None
+        entry.info.thread.call(partial(self._returned, entry, done, resets=resets), *job)
         return done
 
     def _close_local_cursors(self, cursors: list[Any]) -> list[Any] | None:
@@ -370,8 +373,16 @@ class OffloadingPool(PoolBase):
         return reason
 
     def _returned(
-        self, entry: Entry, done: asyncio.Future[None] | None, ok: bool, reason: Any
+        self,
+        entry: Entry,
+        done: asyncio.Future[None] | None,
+        ok: bool,
+        reason: Any,
+        *,
+        resets: bool = False,
     ) -> None:
+        """Check in a returned connection, on the loop, once its reset (``resets``) or
+        close (``reason``) ran in its thread."""
         if not ok:  # the reset itself died (not an Exception): close and drop it
             entry.info.thread.call(
                 partial(self._returned, entry, done), self._close_job, entry.conn, "reset_failed"
@@ -379,6 +390,9 @@ class OffloadingPool(PoolBase):
             return
         if reason is not None:
             self._release_thread(entry.info.thread)
+        events = self._events
+        if events:
+            self._emit_return(entry, reason, resets)
         # The hot path of put(): the sequence spelled out, no plan taken when none is made.
         with self._lock:
             self._state.checkin(entry, _monotonic(), reason)
@@ -395,6 +409,16 @@ class OffloadingPool(PoolBase):
                 return
         if done is not None and not done.done():
             done.set_result(None)
+
+    def _emit_return(self, entry: Entry, reason: str | None, resets: bool) -> None:
+        """Tell the listeners of a return: reset or close, then the check-in."""
+        events = self._events
+        if reason is not None:
+            self._emit_closes([(entry.conn, reason)])
+        elif resets and events.reset:
+            events.emit("reset", self, entry.conn)
+        if events.checkin:
+            events.emit("checkin", self, entry.conn, _monotonic() - entry.checked_out_at)
 
     def _cancelled_mid_call(self, entry: Entry, cursors: list[Any] | None) -> None:
         """Take back a connection whose caller was cancelled while its call ran.
@@ -455,9 +479,14 @@ class OffloadingPool(PoolBase):
             )
         return [self._start_pool_connect() for _ in range(plan.connect)]
 
+    #: Closes run in the connections' threads: the listeners hear of them on the loop.
+    _close_events_here = False
+
     def _entry_closed(self, entry: Entry, ok: bool, value: Any) -> None:
         info: ConnectionInfo = entry.info
         self._release_thread(info.thread)
+        if self._events:
+            self._emit_closes([(entry.conn, entry.close_reason or "pool_closed")])
         closing = self._run_core(self._record_closed, entry)
         self._refill_after_close()
         if info.closed is not None and not info.closed.done():

@@ -130,28 +130,36 @@ class AsyncConnectionPool(MaintainedPool):
             self._collect_abandoned()
         start = _monotonic()
         served_at_once = True
-        while True:
-            got = self._checkout(loop, start, timeout)
-            if type(got) is Waiter:  # only now a coroutine: the uncontended path has none
-                got = await self._wait(loop, got)
+        try:
+            while True:
+                got = self._checkout(loop, start, timeout)
+                if type(got) is Waiter:  # only now a coroutine: the uncontended path has none
+                    got = await self._wait(loop, got)
+                    served_at_once = False
+                if got is CONNECT:
+                    return await self._lend_new(loop, start, tag)
+                # A connection that fails its check is replaced within the same deadline.
+                if not self._policy.validates:
+                    break
+                usable = self._quick_check(got)
+                if usable is None:  # a ping decides: a hop to the connection's thread
+                    usable = await self._ping_check(got)
+                if usable:
+                    break
                 served_at_once = False
-            if got is CONNECT:
-                return await self._lend_new(loop, start, tag)
-            # A connection that fails its check is replaced within the same deadline.
-            if not self._policy.validates:
-                break
-            usable = self._quick_check(got)
-            if usable is None:  # a ping decides: a hop to the connection's thread
-                usable = await self._ping_check(got)
-            if usable:
-                break
-            served_at_once = False
+        except PoolTimeout:
+            if self._events.timeout:
+                self._events.emit("timeout", self, _monotonic() - start)
+            raise
+        waited = 0.0
         if not served_at_once:  # the wait goes to the histogram (the others waited 0)
             with self._lock:
-                self._state.waited(_monotonic() - start)
+                self._state.waited(waited := _monotonic() - start)
         if self._state.lent is not None:
             self._record_borrower(got)
         self._note_holder(got, tag, 2)
+        if self._events.checkout:
+            self._events.emit("checkout", self, got.conn, waited)
         return AsyncPooledConnection(self, got)
 
     def _checkout(
@@ -184,10 +192,12 @@ class AsyncConnectionPool(MaintainedPool):
         ``get()`` at ``start``); lend it."""
         entry = await self._connect(loop)
         with self._lock:
-            self._state.waited(_monotonic() - start)
+            self._state.waited(waited := _monotonic() - start)
         if self._state.lent is not None:
             self._record_borrower(entry)
         self._note_holder(entry, tag, 3)
+        if self._events.checkout:
+            self._events.emit("checkout", self, entry.conn, waited)
         return AsyncPooledConnection(self, entry)
 
     def _quick_check(self, entry: Entry) -> bool | None:
@@ -227,6 +237,8 @@ class AsyncConnectionPool(MaintainedPool):
         return await self.get(timeout=0)
 
     async def _wait(self, loop: asyncio.AbstractEventLoop, waiter: Waiter) -> Any:
+        if self._events.wait:
+            self._events.emit("wait", self)
         if waiter.deadline < self._sweep_at:
             self._arm_sweep(loop, waiter.deadline)
         try:

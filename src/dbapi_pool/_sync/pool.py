@@ -21,7 +21,7 @@ from typing import Any
 from .._closing import green_wait_readable
 from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
 from ..config import call_timeout
-from ..errors import ConnectTimeout
+from ..errors import ConnectTimeout, PoolTimeout
 from ..holders import checkout_tag
 from ..proxy import Cursors, OffloadedConnection, PooledConnection, close_cursors, detach
 from .backends import Backend, choose_offload, cooperates, get_backend
@@ -151,28 +151,34 @@ class ConnectionPool(PoolControl):
         start = _monotonic()
         state = self._state
         got: Any
-        with self._lock:  # the first look, inline: most checkouts end here
-            got = state.checkout(start)
-            plan = state.take_plan() if state.plan is not None else None
-            if got is None and plan is None:
-                got = self._queue(start, start, timeout)
-        if plan is not None:
-            self._carry_out(plan)
-        first = got
-        while True:
-            if got is None:
-                got = self._look_again(start, timeout)
-            if type(got) is Waiter:
-                got = self._wait(got, start, timeout)
-            if got is CONNECT:
-                return self._connect(start, tag)
-            # A connection that fails its check is replaced within the same deadline.
-            if not self._policy.validates or self._usable(got):
-                break
-            got = None
+        try:
+            with self._lock:  # the first look, inline: most checkouts end here
+                got = state.checkout(start)
+                plan = state.take_plan() if state.plan is not None else None
+                if got is None and plan is None:
+                    got = self._queue(start, start, timeout)
+            if plan is not None:
+                self._carry_out(plan)
+            first = got
+            while True:
+                if got is None:
+                    got = self._look_again(start, timeout)
+                if type(got) is Waiter:
+                    got = self._wait(got, start, timeout)
+                if got is CONNECT:
+                    return self._connect(start, tag)
+                # A connection that fails its check is replaced within the same deadline.
+                if not self._policy.validates or self._usable(got):
+                    break
+                got = None
+        except PoolTimeout:
+            if self._events.timeout:
+                self._events.emit("timeout", self, _monotonic() - start)
+            raise
+        waited = 0.0
         if got is not first:  # not served at once: the wait goes to the histogram
             with self._lock:
-                state.waited(_monotonic() - start)
+                state.waited(waited := _monotonic() - start)
         if state.lent is not None:
             self._record_borrower(got)
         # Who holds it, from where, with which tag (holders(), PoolTimeout): no allocation.
@@ -181,6 +187,8 @@ class ConnectionPool(PoolControl):
         got.site = caller.f_code
         got.line = caller.f_lineno
         got.tag = checkout_tag.get() if tag is None else tag
+        if self._events.checkout:
+            self._events.emit("checkout", self, got.conn, waited)
         return self._make_proxy(self, got)  # type: ignore[no-any-return]
 
     def _queue(self, now: float, start: float, timeout: float | None) -> Waiter:
@@ -233,6 +241,8 @@ class ConnectionPool(PoolControl):
         return self.get(timeout=0)
 
     def _wait(self, waiter: Waiter, start: float, timeout: float | None) -> Entry | ConnectGrant:
+        if self._events.wait:
+            self._events.emit("wait", self)
         try:
             window = self._config.handoff_after
             if window:
@@ -321,7 +331,7 @@ class ConnectionPool(PoolControl):
                 failures = self._state.health.failures
                 self._state.connect_failed(_monotonic(), exc)
                 plan = self._state.take_plan()
-            self._log_connect(exc, failures)
+            self._connect_done(exc, failures)
             if plan is not None:
                 self._carry_out(plan)
             raise
@@ -332,7 +342,7 @@ class ConnectionPool(PoolControl):
             if entry is not None:
                 self._state.waited(now - start)
             plan = self._state.take_plan()
-        self._log_connect(None, failures)
+        self._connect_done(None, failures, conn, now - began)
         if plan is not None:
             self._carry_out(plan)
         if entry is None:
@@ -341,6 +351,8 @@ class ConnectionPool(PoolControl):
             self._record_borrower(entry)
         self._note_holder(entry, tag, 3)
         self._start_worker()
+        if self._events.checkout:
+            self._events.emit("checkout", self, conn, now - start)
         return self._make_proxy(self, entry)  # type: ignore[no-any-return]
 
     def _open(self) -> Any:
@@ -403,6 +415,7 @@ class ConnectionPool(PoolControl):
                 reason = self._run_reset(entry, cursors)
         if reason is not None:
             self._close_quietly(entry.conn, reason)
+        held = now - entry.checked_out_at
         with self._lock:
             state.checkin(entry, now, reason)
             plan = state.take_plan() if state.plan is not None else None
@@ -410,6 +423,8 @@ class ConnectionPool(PoolControl):
             self._carry_out(plan)
         if reason is not None and state.short_of_min:
             self._refill_soon()
+        if self._events.checkin:
+            self._events.emit("checkin", self, entry.conn, held)
 
     def _run_reset(self, entry: Entry, cursors: Any = None) -> str | None:
         """Close the checkout's cursors, then reset the connection if it needs it.
@@ -436,6 +451,8 @@ class ConnectionPool(PoolControl):
             self._close_quietly(entry.conn, "reset_failed")
             self._run_core(self._state.checkin, entry, _monotonic(), "reset_failed")
             raise
+        if self._events.reset:
+            self._events.emit("reset", self, entry.conn)
         return None
 
     # -- background work -----------------------------------------------------------------
@@ -461,8 +478,11 @@ class ConnectionPool(PoolControl):
                     else:
                         self._state.add_idle(conn, _monotonic(), started=began)
                 plan = self._state.take_plan()  # type: ignore[assignment]
-            for (conn, _), failures in zip(opened, outcomes, strict=True):
-                self._log_connect(conn if isinstance(conn, BaseException) else None, failures)
+            for (conn, began), failures in zip(opened, outcomes, strict=True):
+                if isinstance(conn, BaseException):
+                    self._connect_done(conn, failures)
+                else:
+                    self._connect_done(None, failures, conn, _monotonic() - began)
 
     def _connect_for_pool(self) -> tuple[Any, float]:
         """Open a connection for the pool itself; return it (or the error) and the time

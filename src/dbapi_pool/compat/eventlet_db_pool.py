@@ -312,9 +312,14 @@ class BaseConnectionPool(_CorePool):
             reason = "resized"  # closed by checkin() anyway: spare it the cleanup
         if reason is None and cleanup is not None:
             reason = self._compat_cleanup(entry, cleanup, info.view)
+            if reason is None and self._events.reset:
+                self._events.emit("reset", self, entry.conn)
         if reason is not None:
             self._close_quietly(entry.conn, reason)
+        held = now - entry.checked_out_at
         self._compat_checkin(entry, now, reason)
+        if self._events.checkin:
+            self._events.emit("checkin", self, entry.conn, held)
 
     def _compat_cleanup(self, entry: Entry, cleanup: Any, view: Any) -> str | None:
         try:
