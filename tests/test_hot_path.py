@@ -114,3 +114,47 @@ def test_hot_path_does_no_logging_and_reads_the_clock_once_each_way(warm_pool: A
     calls = count_calls(lambda: warm_pool.put(warm_pool.get()))
     assert not any("logging" in name or "__init__.py:debug" in name for name in calls)
     assert calls["C:monotonic"] == 2
+
+
+class CloseListener:
+    """Listens to closes only: a checkout and its return must not pay for it."""
+
+    def on_close(self, pool: Any, conn: Any, reason: str) -> None:
+        pass
+
+
+class CheckoutListener:
+    def __init__(self) -> None:
+        self.heard = 0
+
+    def on_checkout(self, pool: Any, conn: Any, waited: float) -> None:
+        self.heard += 1
+
+    def on_checkin(self, pool: Any, conn: Any, held: float) -> None:
+        self.heard += 1
+
+
+def test_listeners_cost_nothing_on_events_nobody_listens_to(warm_pool: Any) -> None:
+    """Issue 12: with no listener (or none for these events) an event costs one
+    attribute test, no call: the budget is the same, call for call."""
+    without = count_calls(lambda: warm_pool.put(warm_pool.get()))
+    warm_pool.add_listener(CloseListener())
+    with_close_listener = count_calls(lambda: warm_pool.put(warm_pool.get()))
+    assert with_close_listener == without
+
+
+def test_a_listener_costs_its_own_calls_and_one_emit_each(warm_pool: Any) -> None:
+    without = count_calls(lambda: warm_pool.put(warm_pool.get()))
+    listener = CheckoutListener()
+    warm_pool.add_listener(listener)
+    calls = count_calls(lambda: warm_pool.put(warm_pool.get()))
+    assert listener.heard == 2
+    extra = calls - without
+    assert extra == Counter(
+        {
+            "listeners.py:emit": 2,  # one per event heard, and its getattr of the methods
+            "C:getattr": 2,
+            "test_hot_path.py:on_checkout": 1,
+            "test_hot_path.py:on_checkin": 1,
+        }
+    ), dict(extra)

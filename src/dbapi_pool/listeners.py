@@ -63,7 +63,7 @@ class Listeners:
     """Hold a pool's listeners as one tuple of bound methods per event (copy on write:
     emitting never takes a lock)."""
 
-    __slots__ = (*EVENTS, "_listeners", "_lock", "_pool_name", "_reported")
+    __slots__ = (*EVENTS, "_listeners", "_lock", "_owners", "_pool_name", "_reported")
 
     # One tuple of bound methods per event (the names of EVENTS).
     connect: tuple[Any, ...]
@@ -79,6 +79,8 @@ class Listeners:
     def __init__(self, pool_name: str) -> None:
         self._pool_name = pool_name
         self._listeners: tuple[Any, ...] = ()
+        #: Each registered method's listener, by the method's id (for remove and logs).
+        self._owners: dict[int, Any] = {}
         self._lock = threading.Lock()
         self._reported: set[tuple[int, str, type]] = set()
         for event in EVENTS:
@@ -92,6 +94,7 @@ class Listeners:
                 return
             self._listeners += (listener,)
             for event, method in methods.items():
+                self._owners[id(method)] = listener
                 setattr(self, event, (*getattr(self, event), method))
 
     def remove(self, listener: Any) -> None:
@@ -103,8 +106,12 @@ class Listeners:
                 )
             self._listeners = tuple(k for k in self._listeners if k is not listener)
             for event in EVENTS:
-                kept = tuple(m for m in getattr(self, event) if m.__self__ is not listener)
+                methods = getattr(self, event)
+                kept = tuple(m for m in methods if self._owners[id(m)] is not listener)
                 setattr(self, event, kept)
+                for method in methods:
+                    if method not in kept:
+                        del self._owners[id(method)]
 
     def __bool__(self) -> bool:
         return bool(self._listeners)
@@ -119,7 +126,7 @@ class Listeners:
             try:
                 method(*args)
             except Exception as exc:
-                self._failed(method.__self__, event, exc)
+                self._failed(self._owners.get(id(method), method), event, exc)
 
     def _failed(self, listener: Any, event: str, exc: Exception) -> None:
         key = (id(listener), event, type(exc))

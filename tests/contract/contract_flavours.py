@@ -146,8 +146,8 @@ class AsyncFacade:
         self.inner = pool
         runner.run(pool.open())
 
-    def get(self, timeout: float | None = None) -> FacadeConnection:
-        return FacadeConnection(self._runner, self._runner.run(self.inner.get(timeout)))
+    def get(self, timeout: float | None = None, *, tag: str | None = None) -> FacadeConnection:
+        return FacadeConnection(self._runner, self._runner.run(self.inner.get(timeout, tag=tag)))
 
     def get_nowait(self) -> FacadeConnection:
         return FacadeConnection(self._runner, self._runner.run(self.inner.get_nowait()))
@@ -157,8 +157,10 @@ class AsyncFacade:
         self._runner.run(self.inner.put(inner))
 
     @contextmanager
-    def connection(self, timeout: float | None = None) -> Iterator[FacadeConnection]:
-        manager = self.inner.connection(timeout)
+    def connection(
+        self, timeout: float | None = None, *, tag: str | None = None
+    ) -> Iterator[FacadeConnection]:
+        manager = self.inner.connection(timeout, tag=tag)
         conn = FacadeConnection(self._runner, self._runner.run(manager.__aenter__()))
         try:
             yield conn
@@ -173,6 +175,15 @@ class AsyncFacade:
 
     def stats(self) -> Any:
         return self.inner.stats()
+
+    def holders(self) -> Any:
+        return self.inner.holders()
+
+    def add_listener(self, listener: Any) -> None:
+        self.inner.add_listener(listener)
+
+    def remove_listener(self, listener: Any) -> None:
+        self.inner.remove_listener(listener)
 
     @property
     def closed(self) -> bool:
