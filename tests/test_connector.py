@@ -156,3 +156,45 @@ def test_an_operation_on_a_closed_connector_raises_pool_closed() -> None:
     connector.close()
     with pytest.raises(PoolClosed):
         connector.pause()
+
+
+class _Heard:
+    def __init__(self) -> None:
+        self.pools: list[str] = []
+
+    def on_checkout(self, pool: object, conn: object, waited: float) -> None:
+        self.pools.append(pool.name)  # type: ignore[attr-defined]
+
+
+def test_listeners_hear_every_pool_even_those_made_later() -> None:
+    heard, by_setting = _Heard(), _Heard()
+    connector = DatabaseConnector(
+        FakeDatabase(), {"default": {}}, name="app", listeners=[by_setting]
+    )
+    connector.get("h1", "db").put(connector.get("h1", "db").get())
+    connector.add_listener(heard)
+    connector.add_listener(heard)  # once is enough
+    for host in ("h1", "h2"):
+        pool = connector.get(host, "db")
+        pool.put(pool.get())
+    assert heard.pools == ["app:h1/db", "app:h2/db"]
+    assert by_setting.pools == ["app:h1/db", "app:h1/db", "app:h2/db"]
+    connector.remove_listener(heard)
+    pool = connector.get("h2", "db")
+    pool.put(pool.get())
+    assert heard.pools == ["app:h1/db", "app:h2/db"]
+    with pytest.raises(ValueError, match="not a listener"):
+        connector.remove_listener(heard)
+    connector.close()
+
+
+def test_holders_by_host_and_database() -> None:
+    connector = DatabaseConnector(FakeDatabase(), {"default": {}})
+    conn = connector.get("h1", "db").get(tag="job")
+    connector.get("h2", "db").put(connector.get("h2", "db").get())
+    holders = connector.holders()
+    assert list(holders) == [("h1", "db")]
+    assert holders["h1", "db"][0].tag == "job"
+    assert connector.get("h1", "db").name == "h1/db"
+    connector.get("h1", "db").put(conn)
+    connector.close()

@@ -393,7 +393,7 @@ class PoolBase:
         entry.holder = self._holder_id()
         caller = sys._getframe(depth)
         entry.site = caller.f_code
-        entry.line = caller.f_lineno
+        entry.lasti = caller.f_lasti
         entry.tag = checkout_tag.get() if tag is None else tag
 
     def holders(self) -> list[Holder]:

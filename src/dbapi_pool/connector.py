@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 
 from ._async import AsyncConnectionPool
 from ._base import PoolBase
+from ._core import Holder
 from ._drivers import profile_for
 from ._sync import ConnectionPool
 from .errors import PoolClosed, UnknownHost
@@ -50,6 +51,8 @@ class _Connector(Generic[PoolT]):
         self._pools: dict[tuple[str, str], PoolT] = {}
         self._lock = threading.Lock()
         self._closed = False
+        #: Listeners of every pool, those made later too (``add_listener``).
+        self._listeners: list[Any] = []
 
     def credentials_for(self, host: str) -> dict[str, Any]:
         """Return the connect keywords for ``host``: its own entry, else ``'default'``."""
@@ -81,6 +84,9 @@ class _Connector(Generic[PoolT]):
         # connector prefixes its pools' names.
         prefix = self._settings.get("name")
         kwargs["name"] = f"{host}/{dbname}" if prefix is None else f"{prefix}:{host}/{dbname}"
+        with self._lock:
+            listeners = list(self._listeners)
+        kwargs["listeners"] = [*(self._settings.get("listeners") or ()), *listeners]
         # Created outside the lock: with min_size > 0 a constructor connects, and one slow
         # host must not hold up the others. A racing creator's pool is dropped unused.
         created = self.conn_pool(self.module, **kwargs)
@@ -88,6 +94,8 @@ class _Connector(Generic[PoolT]):
             pool = self._pools.get(key)
             if pool is None and not self._closed:
                 self._pools[key] = pool = created
+                for listener in self._listeners:  # one added meanwhile (add is idempotent)
+                    created.add_listener(listener)
         if pool is not created:
             self._discard(created)
         if pool is None:
@@ -107,6 +115,33 @@ class _Connector(Generic[PoolT]):
         """Return a copy of the pools created so far, by ``(host, database)``."""
         with self._lock:
             return dict(self._pools)
+
+    def add_listener(self, listener: Any) -> None:
+        """Tell ``listener`` of the events of every pool of this connector, including the
+        pools made later (each event names its pool)."""
+        with self._lock:
+            if any(known is listener for known in self._listeners):
+                return
+            pools = list(self._pools.values())
+            for pool in pools:  # checked by the first pool: a bad one is not kept
+                pool.add_listener(listener)
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Any) -> None:
+        """Stop telling ``listener`` of the events of this connector's pools."""
+        with self._lock:
+            if not any(known is listener for known in self._listeners):
+                raise ValueError(f"{listener!r} is not a listener of this connector")
+            self._listeners = [known for known in self._listeners if known is not listener]
+            pools = list(self._pools.values())
+        for pool in pools:
+            pool.remove_listener(listener)
+
+    def holders(self) -> dict[tuple[str, str], list[Holder]]:
+        """Return who holds connections, by ``(host, database)`` (pools with none left
+        out): see ``ConnectionPool.holders()``."""
+        found = {key: pool.holders() for key, pool in self.pools().items()}
+        return {key: holders for key, holders in found.items() if holders}
 
     def _matching(self, host: str | None, dbname: str | None) -> list[PoolT]:
         """Return the pools of ``host`` and ``dbname`` (``None``: any); refuse if closed.

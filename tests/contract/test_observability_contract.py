@@ -4,6 +4,7 @@ name the holders (issue 12). Fake driver: every value is known."""
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -219,8 +220,10 @@ def test_tagged(db: FakeDatabase, make_pool: MakePool, flavour: str) -> None:
         pytest.skip("the facade runs get() on the loop's thread: tests/asyncio covers it")
     pool = make_pool(db)
     with tagged("job-7"):
+        line = sys._getframe().f_lineno + 1
         conn = pool.get()
         inner = pool.get(tag="explicit")
     assert sorted(h.tag or "" for h in pool.holders()) == ["explicit", "job-7"]
+    assert pool.holders()[0].site == f"{__file__}:{line} in test_tagged"
     pool.put(conn)
     pool.put(inner)

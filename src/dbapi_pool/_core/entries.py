@@ -69,7 +69,7 @@ class Entry:
         "info",
         "last_used_at",
         "leak_reported",
-        "line",
+        "lasti",
         "owner",
         "pinged_at",
         "serial",
@@ -100,11 +100,12 @@ class Entry:
         #: Where the current borrower checked it out (only with leak_timeout).
         self.borrower: Any = None
         self.leak_reported = False
-        #: Who holds it now (thread ident or asyncio task), the code object and line that
-        #: called get(), and the caller's tag: set by the front-end at each checkout.
+        #: Who holds it now (a thread ident, or a task's or greenlet's label), the code
+        #: object and instruction offset (cheaper to read than the line) that called
+        #: get(), and the caller's tag: set by the front-end at each checkout.
         self.holder: Any = None
         self.site: Any = None
-        self.line = 0
+        self.lasti = 0
         self.tag: str | None = None
         #: The PoolState that made it: after a fork, the child's new state disowns the
         #: parent's entries (it must never use or close them).

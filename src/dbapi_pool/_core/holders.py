@@ -75,4 +75,5 @@ def _site(entry: Entry) -> str:
     code = entry.site
     if code is None:
         return "?"
-    return f"{code.co_filename}:{entry.line} in {code.co_name}"
+    line = next((line for start, end, line in code.co_lines() if start <= entry.lasti < end), None)
+    return f"{code.co_filename}:{line if line is not None else '?'} in {code.co_name}"

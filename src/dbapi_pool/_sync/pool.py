@@ -185,7 +185,7 @@ class ConnectionPool(PoolControl):
         got.holder = self._holder_id()
         caller = _getframe(1)
         got.site = caller.f_code
-        got.line = caller.f_lineno
+        got.lasti = caller.f_lasti  # the line is worked out when asked
         got.tag = checkout_tag.get() if tag is None else tag
         if self._events.checkout:
             self._events.emit("checkout", self, got.conn, waited)
