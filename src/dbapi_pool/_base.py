@@ -391,9 +391,13 @@ class PoolBase:
         """Note who checked ``entry`` out, from the frame ``depth`` levels up, with which
         tag (the inline copy in ``ConnectionPool.get()`` is the hot path's)."""
         entry.holder = self._holder_id()
-        caller = sys._getframe(depth)
-        entry.site = caller.f_code
-        entry.lasti = caller.f_lasti
+        try:
+            caller = sys._getframe(depth)
+        except ValueError:  # get() was a thread's or task's own function: no caller
+            entry.site = None
+        else:
+            entry.site = caller.f_code
+            entry.lasti = caller.f_lasti
         entry.tag = checkout_tag.get() if tag is None else tag
 
     def holders(self) -> list[Holder]:

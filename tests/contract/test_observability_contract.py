@@ -227,3 +227,19 @@ def test_tagged(db: FakeDatabase, make_pool: MakePool, flavour: str) -> None:
     assert pool.holders()[0].site == f"{__file__}:{line} in test_tagged"
     pool.put(conn)
     pool.put(inner)
+
+
+def test_a_checkout_from_another_thread_names_its_site(
+    db: FakeDatabase, make_pool: MakePool, flavour: str
+) -> None:
+    """(``gevent.spawn(pool.get)``, where get() has no caller frame at all since gevent's
+    run is C code: tests/green/finalizer_switch.py.)"""
+    if flavour != "threads":
+        pytest.skip("OS threads only (asyncio's facade get() is a task of its own)")
+    pool = make_pool(db)
+    got: list[Any] = []
+    runner = threading.Thread(target=lambda: got.append(pool.get()))
+    runner.start()
+    runner.join()
+    assert pool.holders()[0].site.endswith("in <lambda>")
+    pool.put(got[0])

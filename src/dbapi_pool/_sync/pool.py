@@ -183,9 +183,12 @@ class ConnectionPool(PoolControl):
             self._record_borrower(got)
         # Who holds it, from where, with which tag (holders(), PoolTimeout): no allocation.
         got.holder = self._holder_id()
-        caller = _getframe(1)
-        got.site = caller.f_code
-        got.lasti = caller.f_lasti  # the line is worked out when asked
+        caller = _getframe().f_back  # None when get() is a green thread's own function
+        if caller is not None:
+            got.site = caller.f_code
+            got.lasti = caller.f_lasti  # the line is worked out when asked
+        else:
+            got.site = None
         got.tag = checkout_tag.get() if tag is None else tag
         if self._events.checkout:
             self._events.emit("checkout", self, got.conn, waited)
