@@ -22,7 +22,7 @@ from ._core import Entry, Plan, PoolState, PoolStats
 from ._drivers import SECRET_KWARGS, DriverProfile, module_name, profile_for
 from ._drivers.keywords import check_connect_kwargs
 from ._policy import DriverPolicy
-from .config import SETTINGS, PoolConfig, connect_keywords, plain_connect_args
+from .config import SETTINGS, PoolConfig, connect_keywords, plain_callables
 from .errors import ForeignConnection
 from .proxy import Released
 from .url import parse_url
@@ -87,7 +87,18 @@ class PoolBase:
       returned connections go straight to it (default: the front-end's; 0 means strict
       first come, first served);
     - ``keepalive``: ping idle connections unused for that long (off by default), so that
-      a NAT or proxy that dropped them silently is found before a caller is.
+      a NAT or proxy that dropped them silently is found before a caller is;
+    - ``configure``: a callable run on each new driver connection before it is first lent
+      (``SET search_path``, adapters...); what it leaves in a transaction is committed; if
+      it raises, the connection is closed and the connect counts as failed (the caller of
+      ``get()`` gets its error);
+    - ``check``: a callable run on each checkout of an idle connection, in addition to
+      the driver's "closed" flag, instead of the ping; it passes unless it returns
+      ``False`` or raises, and a connection it rejects is closed (reason
+      ``"failed_check"``) and replaced within the same ``get()``; a transaction it leaves
+      open is rolled back. ``AsyncConnectionPool`` also takes coroutine functions for
+      both (awaited on the loop with an async connection, as ``get()`` lends; the others
+      refuse one with ``TypeError``).
     """
 
     def __init__(self, module: Any, *args: Any, **kwargs: Any) -> None:
@@ -111,7 +122,7 @@ class PoolBase:
         self._connect_fn = partial(module.connect, *args, **self._kwargs)
         self._connect_args = config.connect_args
         if not self._awaits_connect_args:
-            plain_connect_args(name, type(self).__name__, config.connect_args)
+            plain_callables(name, type(self).__name__, config)
         #: Secret connect values, blanked out of logged driver errors.
         self._secrets = [str(v) for k, v in kwargs.items() if k in SECRET_KWARGS and v]
         #: What to ask of the driver's connections (reset, commit, ping, broken).
@@ -128,8 +139,9 @@ class PoolBase:
         self._setup()
         _fork.track(self)
 
-    #: Whether the front-end awaits a coroutine function given as ``connect_args`` (only
-    #: the asyncio one: elsewhere its call would return a coroutine nobody awaits).
+    #: Whether the front-end awaits a coroutine function given as ``connect_args``,
+    #: ``configure`` or ``check`` (only the asyncio one: elsewhere its call would return a
+    #: coroutine nobody awaits).
     _awaits_connect_args = False
 
     def _new_state(self) -> PoolState:
@@ -246,6 +258,18 @@ class PoolBase:
             kwargs = self.profile.connect_kwargs(kwargs, self._config.connect_timeout)
             connect = partial(self.module.connect, *self._args, **kwargs)
         return self._call(connect)
+
+    def _new_connection(self) -> Any:
+        """Open one driver connection for the pool and run ``configure`` on it (blocking).
+
+        ``configure`` runs where the driver's calls run (``_call``: an OS thread for an
+        offloaded green pool); if it fails, the connection is closed there and the error
+        raised, so the caller handles it as a failed connect.
+        """
+        conn = self._connect_driver()
+        if self._policy.configure_hook is not None:
+            self._call(self._policy.configure_new, conn)
+        return conn
 
     def _log_connect(self, error: BaseException | None, failures_before: int) -> None:
         """Log a connect's outcome as an operator needs it (``failures_before``: the

@@ -107,7 +107,8 @@ class BaseConnectionPool(_CorePool):
     ``*args`` and ``**kwargs``, all of them, go to ``db_module.connect()``. Connections are
     opened through ``create()`` and the classmethod ``connect()``, so subclasses that
     override either keep working. (Upstream's base class could not connect; this one
-    connects like ``RawConnectionPool``.)
+    connects like ``RawConnectionPool``.) ``configure`` and ``check``, keyword-only and
+    not upstream's, are the pool settings of :class:`dbapi_pool.ConnectionPool`.
     """
 
     _compat_tpooled = False
@@ -128,6 +129,8 @@ class BaseConnectionPool(_CorePool):
         connect_timeout: float = 5,
         cleanup: Any = cleanup_rollback,
         *args: Any,
+        configure: Any = None,
+        check: Any = None,
         **kwargs: Any,
     ) -> None:
         self._db_module = db_module
@@ -141,6 +144,8 @@ class BaseConnectionPool(_CorePool):
         name = profile_for(db_module).describe(kwargs)
         settings = self._compat_core_settings(self._compat_settings)
         offload = "auto" if self._compat_tpooled else False  # see _blocks_the_hub
+        # configure and check (keyword-only, not upstream's): dbapi-pool's lifecycle hooks.
+        settings.update(configure=configure, check=check)
         super().__init__(db_module, name=name, backend="eventlet", offload=offload, **settings)
 
     @staticmethod
