@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from integration.support import DRIVERS, POSTGRES, Database, driver_params, scalar
 
-from dbapi_pool import ConnectionPool, DatabaseConnector
-from dbapi_pool._drivers import DriverProfile, register_profile
+from dbapi_pool import ConnectionPool, DatabaseConnector, DriverProfile, register_profile
 from dbapi_pool.testing.fakedb import FakeConnection, FakeDatabase, OperationalError
+from integration.support import DRIVERS, POSTGRES, Database, driver_params, scalar
 
 Pools = Callable[..., ConnectionPool]
 

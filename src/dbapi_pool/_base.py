@@ -93,7 +93,8 @@ class PoolBase:
       it raises, the connection is closed and the connect counts as failed (the caller of
       ``get()`` gets its error);
     - ``check``: a callable run on each checkout of an idle connection, in addition to
-      the driver's "closed" flag, instead of the ping; it passes unless it returns
+      the driver's "closed" flag, instead of the ping (and of the socket probe, which
+      only decides whether to ping); it passes unless it returns
       ``False`` or raises, and a connection it rejects is closed (reason
       ``"failed_check"``) and replaced within the same ``get()``; a transaction it leaves
       open is rolled back. ``AsyncConnectionPool`` also takes coroutine functions for
