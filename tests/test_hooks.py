@@ -48,6 +48,8 @@ def test_configure_runs_once_on_each_new_connection_before_it_is_lent(
     pool = make_pool(db, max_size=2, configure=configure)
     first, second = pool.get(), pool.get()
     assert configure.seen == [first.raw, second.raw]
+    # Where the driver's connect() ran (here a connect attempt's thread, for connect_timeout).
+    assert configure.threads == [first.raw.thread_id, second.raw.thread_id]
     pool.put(first)
     again = pool.get()  # reused: not configured again
     assert again.raw is configure.seen[0]
