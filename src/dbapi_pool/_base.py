@@ -94,11 +94,11 @@ class PoolBase:
       ``get()`` gets its error);
     - ``check``: a callable run on each checkout of an idle connection, in addition to
       the driver's "closed" flag, instead of the ping (and of the socket probe, which
-      only decides whether to ping); it passes unless it returns
-      ``False`` or raises, and a connection it rejects is closed (reason
-      ``"failed_check"``) and replaced within the same ``get()``; a transaction it leaves
-      open is rolled back. ``AsyncConnectionPool`` also takes coroutine functions for
-      both (awaited on the loop with an async connection, as ``get()`` lends; the others
+      only decides whether to ping); it passes unless it returns ``False`` or raises; a
+      connection it rejects is closed (reason ``"failed_check"``) and replaced within
+      the same ``get()``; a transaction it leaves open is rolled back. A new connection
+      is not checked. ``AsyncConnectionPool`` also takes coroutine functions for both
+      (awaited on the loop with an async connection, as ``get()`` lends; the others
       refuse one with ``TypeError``).
     """
 
