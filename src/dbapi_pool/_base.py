@@ -23,7 +23,7 @@ from ._core import Entry, Holder, Plan, PoolState, PoolStats
 from ._drivers import SECRET_KWARGS, DriverProfile, module_name, profile_for
 from ._drivers.keywords import check_connect_kwargs
 from ._policy import DriverPolicy
-from .config import SETTINGS, PoolConfig, connect_keywords, plain_connect_args
+from .config import SETTINGS, PoolConfig, connect_keywords, plain_callables
 from .errors import ForeignConnection
 from .holders import checkout_tag
 from .listeners import Listeners
@@ -92,7 +92,19 @@ class PoolBase:
       returned connections go straight to it (default: the front-end's; 0 means strict
       first come, first served);
     - ``keepalive``: ping idle connections unused for that long (off by default), so that
-      a NAT or proxy that dropped them silently is found before a caller is.
+      a NAT or proxy that dropped them silently is found before a caller is;
+    - ``configure``: a callable run on each new driver connection before it is first lent
+      (``SET search_path``, adapters...); what it leaves in a transaction is committed; if
+      it raises, the connection is closed and the connect counts as failed (the caller of
+      ``get()`` gets its error);
+    - ``check``: a callable run on each checkout of an idle connection, in addition to
+      the driver's "closed" flag, instead of the ping (and of the socket probe, which
+      only decides whether to ping); it passes unless it returns ``False`` or raises; a
+      connection it rejects is closed (reason ``"failed_check"``) and replaced within
+      the same ``get()``; a transaction it leaves open is rolled back. A new connection
+      is not checked. ``AsyncConnectionPool`` also takes coroutine functions for both
+      (awaited on the loop with an async connection, as ``get()`` lends; the others
+      refuse one with ``TypeError``).
     """
 
     def __init__(self, module: Any, *args: Any, **kwargs: Any) -> None:
@@ -116,7 +128,7 @@ class PoolBase:
         self._connect_fn = partial(module.connect, *args, **self._kwargs)
         self._connect_args = config.connect_args
         if not self._awaits_connect_args:
-            plain_connect_args(name, type(self).__name__, config.connect_args)
+            plain_callables(name, type(self).__name__, config)
         #: Secret connect values, blanked out of logged driver errors.
         self._secrets = [str(v) for k, v in kwargs.items() if k in SECRET_KWARGS and v]
         #: What to ask of the driver's connections (reset, commit, ping, broken).
@@ -138,8 +150,9 @@ class PoolBase:
         self._setup()
         _fork.track(self)
 
-    #: Whether the front-end awaits a coroutine function given as ``connect_args`` (only
-    #: the asyncio one: elsewhere its call would return a coroutine nobody awaits).
+    #: Whether the front-end awaits a coroutine function given as ``connect_args``,
+    #: ``configure`` or ``check`` (only the asyncio one: elsewhere its call would return a
+    #: coroutine nobody awaits).
     _awaits_connect_args = False
 
     def _new_state(self) -> PoolState:
@@ -272,6 +285,18 @@ class PoolBase:
                 events.emit("connect_failed", self, error)
         elif events.connect:
             events.emit("connect", self, conn, seconds)
+
+    def _new_connection(self) -> Any:
+        """Open one driver connection for the pool and run ``configure`` on it (blocking).
+
+        ``configure`` runs where the driver's calls run (``_call``: an OS thread for an
+        offloaded green pool); if it fails, the connection is closed there and the error
+        raised, so the caller handles it as a failed connect.
+        """
+        conn = self._connect_driver()
+        if self._policy.configure_hook is not None:
+            self._call(self._policy.configure_new, conn)
+        return conn
 
     def _log_connect(self, error: BaseException | None, failures_before: int) -> None:
         """Log a connect's outcome as an operator needs it (``failures_before``: the

@@ -18,7 +18,11 @@ if TYPE_CHECKING:
     from ._drivers import DriverProfile
     from .config import PoolConfig, ResetSpec
 
-__all__ = ["DriverPolicy", "resolve_reset"]
+__all__ = ["CheckRejected", "DriverPolicy", "resolve_reset"]
+
+
+class CheckRejected(ConnectionError):
+    """Raised (and caught: the connection is replaced) when ``check`` returned ``False``."""
 
 
 def resolve_reset(
@@ -42,15 +46,21 @@ class DriverPolicy:
 
     The attributes are read on the hot paths (``get``/``put`` bind them as they need):
     ``reset`` (the call run on a returned connection, or ``None``), ``is_broken``,
-    ``ping``, ``fileno`` and ``validates`` (whether idle connections can be checked at all).
+    ``ping``, ``fileno``, ``validates`` (whether idle connections can be checked at all),
+    ``lend_check`` (the blocking call that checks an idle connection before it is lent:
+    the ``check`` setting's, else the ping), ``configure_hook`` and ``check_hook`` (the
+    ``configure`` and ``check`` settings).
     """
 
     __slots__ = (
         "_reset_skip",
         "_transaction_idle",
+        "check_hook",
+        "configure_hook",
         "fileno",
         "is_broken",
         "is_disconnect",
+        "lend_check",
         "ping",
         "reset",
         "validates",
@@ -62,8 +72,14 @@ class DriverPolicy:
         self.is_disconnect = profile.is_disconnect
         self.ping = profile.ping
         self.fileno = profile.fileno
-        # Check idle connections before lending them only if the driver gives a way.
-        self.validates = profile.fileno is not None or profile.ping is not None
+        self.configure_hook = config.configure
+        self.check_hook = config.check
+        self.lend_check = profile.ping if config.check is None else self.run_check
+        # Check idle connections before lending them only if the driver (or the user's
+        # check) gives a way.
+        self.validates = (
+            profile.fileno is not None or profile.ping is not None or config.check is not None
+        )
         #: ``conn -> True`` when surely no transaction is open (no I/O), else ``None``.
         self._transaction_idle = profile.transaction_idle
         # A rollback of a session with nothing open is a wasted round trip; a callable
@@ -94,11 +110,54 @@ class DriverPolicy:
         conn = entry.conn
         if self.is_broken is not None and self.is_broken(conn):
             raise ConnectionError("the driver reports the connection closed")
+        if self.check_hook is not None:
+            # The user's check runs at every checkout: a socket probe could only decide
+            # whether to run it.
+            return True
         fileno = self.fileno
         level = state.check_level(entry, now, fileno is not None)
         if level == PROBE and fileno is not None:
             return socket_readable(fileno(conn)) and self.ping is not None
         return level == PING and self.ping is not None
+
+    def configure_new(self, conn: Any) -> None:
+        """Run ``configure`` on a new connection (blocking), then commit what it left open
+        (a ``SET`` in a transaction would be undone by the first reset); if that fails,
+        close the connection and raise."""
+        assert self.configure_hook is not None
+        try:
+            self.configure_hook(conn)
+            self.configured(conn)
+        except BaseException:
+            _close_now(conn)
+            raise
+
+    def configured(self, conn: Any, cursors: list[Any] | None = None) -> None:
+        """Close the cursors ``configure`` left open, and commit its transaction."""
+        for cursor in cursors or ():
+            cursor.close()
+        if self.needs_commit(conn):
+            conn.commit()
+
+    def run_check(self, conn: Any) -> None:
+        """Run ``check`` on an idle connection (blocking); raise if it rejects it."""
+        assert self.check_hook is not None
+        if self.check_hook(conn) is False:
+            raise CheckRejected("the check returned False")
+        self.checked(conn)
+
+    def checked(self, conn: Any, cursors: list[Any] | None = None) -> None:
+        """Close the cursors ``check`` left open; roll back a transaction it began (only
+        where the driver tells: elsewhere a rollback per checkout would cost a round trip)."""
+        for cursor in cursors or ():
+            cursor.close()
+        if self.needs_check_settled(conn):
+            conn.rollback()
+
+    def needs_check_settled(self, conn: Any) -> bool:
+        """Tell whether ``check`` surely left a transaction open (no I/O)."""
+        idle = self._transaction_idle
+        return idle is not None and not idle(conn)
 
     def check(self, conn: Any) -> None:
         """Check an idle connection now (blocking); raise if it is dead.
@@ -124,3 +183,12 @@ class DriverPolicy:
         is_disconnect = self.is_disconnect
         if is_disconnect is not None and is_disconnect(exc):
             entry.broken = True
+
+
+def _close_now(conn: Any) -> None:
+    """Close a connection that failed its ``configure`` (blocking); the hook's error is
+    the one to report, not the close's."""
+    try:
+        conn.close()
+    except Exception:
+        pass

@@ -17,11 +17,13 @@ from typing import Any, TypeAlias
 __all__ = [
     "SETTINGS",
     "ConnectArgs",
+    "Hook",
     "PoolConfig",
     "ResetSpec",
     "call_timeout",
     "connect_keywords",
     "is_coroutine_function",
+    "plain_callables",
     "plain_connect_args",
 ]
 
@@ -31,6 +33,10 @@ ResetSpec: TypeAlias = "str | Callable[[Any], object] | None"
 #: A callable returning more ``connect()`` keywords, called for each new connection; for
 #: ``AsyncConnectionPool`` only, it may be a coroutine function (awaited on the loop).
 ConnectArgs: TypeAlias = "Callable[[], Mapping[str, Any] | Awaitable[Mapping[str, Any]]] | None"
+
+#: ``configure`` and ``check``: a callable taking the raw connection (for
+#: ``AsyncConnectionPool`` only, it may be a coroutine function taking an async connection).
+Hook: TypeAlias = "Callable[[Any], object] | None"
 
 RESET_NAMES = ("rollback", "full")
 
@@ -105,6 +111,19 @@ def plain_connect_args(pool: str, front_end: str, connect_args: object) -> None:
         )
 
 
+def plain_callables(pool: str, front_end: str, config: PoolConfig) -> None:
+    """Refuse, at construction, the coroutine functions a front-end cannot await
+    (``connect_args``, ``configure``, ``check``)."""
+    plain_connect_args(pool, front_end, config.connect_args)
+    for setting in HOOKS:
+        if is_coroutine_function(getattr(config, setting)):
+            raise TypeError(
+                f"pool {pool!r}: {setting} is a coroutine function, which only "
+                f"AsyncConnectionPool can await; give {front_end} a plain function taking "
+                "the driver's connection"
+            )
+
+
 def _reset(pool: str, setting: str, value: object) -> object:
     if not (value is None or callable(value) or value in RESET_NAMES):
         raise ValueError(
@@ -139,6 +158,22 @@ def _listeners(pool: str, setting: str, value: object) -> tuple[Any, ...]:
     return tuple(value)
 
 
+#: The lifecycle hooks, and when each runs (for the error naming a bad one).
+HOOKS = {
+    "configure": "on each new connection before it is first lent",
+    "check": "on each checkout of an idle connection",
+}
+
+
+def _hook(pool: str, setting: str, value: object) -> object:
+    if value is not None and not callable(value):
+        raise TypeError(
+            f"pool {pool!r}: {setting} must be None or a callable taking the connection "
+            f"(run {HOOKS[setting]}), got {type(value).__name__}"
+        )
+    return value
+
+
 def _optional(check: Callable[..., Any]) -> Callable[[str, str, object], Any]:
     return lambda pool, setting, value: None if value is None else check(pool, setting, value)
 
@@ -171,6 +206,8 @@ _VALIDATORS: dict[str, Callable[[str, str, object], Any]] = {
         pool, setting, value, allow_none=True, positive=True
     ),
     "listeners": _listeners,
+    "configure": _hook,
+    "check": _hook,
 }
 
 #: The names of the pool settings (with ``name``): every other keyword goes to the driver.
@@ -226,6 +263,12 @@ class PoolConfig:
     #: Objects told of the pool's events (see :mod:`dbapi_pool.listeners`); more can be
     #: added with ``add_listener()``.
     listeners: tuple[Any, ...] = ()
+    #: Run on each new driver connection before it is first lent (``SET TIME ZONE``...);
+    #: if it raises, the connection is closed and the connect counts as failed.
+    configure: Hook = None
+    #: Run on each checkout of an idle connection instead of the ping; a connection it
+    #: rejects (returns ``False`` or raises) is closed and replaced.
+    check: Hook = None
 
     @classmethod
     def build(cls, name: str, **settings: Any) -> PoolConfig:

@@ -20,6 +20,7 @@ from .._core import Entry, Plan
 from .._drivers import rollback
 from ..config import connect_keywords, is_coroutine_function
 from ..errors import ConnectTimeout, PoolError
+from .hooks import AsyncHooks, configure_then
 from .threads import ConnectionInfo, ConnectionThread, Inbox
 
 __all__ = ["ConnectOutcome", "OffloadingPool"]
@@ -55,6 +56,7 @@ class OffloadingPool(PoolBase):
         self._fetch_args: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
         if is_coroutine_function(self._connect_args):
             self._fetch_args = self._connect_args  # type: ignore[assignment]
+        self._hooks = AsyncHooks(self.name, self.profile, self._policy)
         #: Its last result, for the short-lived sessions of a server-side cancel.
         self._latest_args: Mapping[str, Any] | None = None
         self._fetches: set[asyncio.Task[None]] = set()
@@ -105,8 +107,10 @@ class OffloadingPool(PoolBase):
     # -- connecting ----------------------------------------------------------------------
 
     def _open_on_thread(self, extra: Mapping[str, Any] | None) -> tuple[Any, Any]:
-        """Connect, and read the session id while the connection is surely idle."""
+        """Connect, configure (a plain hook), read the session id while surely idle."""
         conn = self._connect_driver() if extra is None else self._connect_with(extra)
+        if self._hooks.plain_configure:
+            self._policy.configure_new(conn)  # closes the connection if it fails
         session_id = None
         if self.profile.session_id is not None:
             try:
@@ -127,6 +131,8 @@ class OffloadingPool(PoolBase):
         time the connect began, then the ``ConnectOutcome`` arguments."""
         outcome: ConnectOutcome = partial(timed_outcome, _monotonic())
         thread = self._take_thread()
+        if self._hooks.configure is not None:
+            outcome = partial(configure_then, self, outcome)
         if self._fetch_args is None:
             thread.call(partial(outcome, thread), self._open_on_thread, None)
             return

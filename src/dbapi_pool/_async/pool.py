@@ -22,6 +22,7 @@ from .._core import CONNECT, Entry, Waiter
 from ..config import call_timeout
 from ..errors import PoolTimeout, WrongEventLoop
 from .connection import AsyncPooledConnection
+from .hooks import run_check
 from .maintenance import MaintainedPool
 
 __all__ = ["AsyncConnectionPool"]
@@ -213,9 +214,13 @@ class AsyncConnectionPool(MaintainedPool):
         return True
 
     async def _ping_check(self, entry: Entry) -> bool:
-        fut = entry.info.thread.submit(self._policy.ping, entry.conn)
+        """Ping an idle connection, or run the ``check`` hook on it, before lending it."""
+        hooks = self._hooks
         try:
-            await fut
+            if hooks.check is not None:  # a coroutine: awaited here, its calls hop
+                await run_check(hooks, entry)
+            else:  # the ping, or a plain check, in the connection's thread
+                await entry.info.thread.submit(self._policy.lend_check, entry.conn)
         except asyncio.CancelledError:
             self._return(entry, cancelled=True)  # once the ping has returned
             raise

@@ -223,7 +223,7 @@ class ConnectionPool(PoolControl):
         policy = self._policy
         try:
             if policy.needs_ping(entry, _monotonic(), self._state):
-                self._call(policy.ping, entry.conn)
+                self._call(policy.lend_check, entry.conn)  # the ping, or the user's check
         except Exception as exc:
             self._check_failed(exc)
             self._close_quietly(entry.conn, "failed_check")
@@ -359,12 +359,13 @@ class ConnectionPool(PoolControl):
         return self._make_proxy(self, entry)  # type: ignore[no-any-return]
 
     def _open(self) -> Any:
-        """Call the driver's connect(), enforcing connect_timeout whatever the driver."""
+        """Call the driver's connect() and the ``configure`` hook, enforcing
+        connect_timeout (over both) whatever the driver."""
         timeout = self._config.connect_timeout
         if timeout is None:
-            return self._connect_driver()
+            return self._new_connection()
         attempt = ConnectAttempt(
-            self._connect_driver, self._lock, self._late_connect, self._backend, self.name
+            self._new_connection, self._lock, self._late_connect, self._backend, self.name
         )
         if not attempt.wait(timeout):
             with self._lock:

@@ -107,7 +107,9 @@ class BaseConnectionPool(_CorePool):
     ``*args`` and ``**kwargs``, all of them, go to ``db_module.connect()``. Connections are
     opened through ``create()`` and the classmethod ``connect()``, so subclasses that
     override either keep working. (Upstream's base class could not connect; this one
-    connects like ``RawConnectionPool``.)
+    connects like ``RawConnectionPool``.) The keywords ``configure`` and ``check``, not
+    upstream's, are the pool settings of :class:`dbapi_pool.ConnectionPool` (the lifecycle
+    hooks), not ``connect()`` keywords.
     """
 
     _compat_tpooled = False
@@ -130,6 +132,9 @@ class BaseConnectionPool(_CorePool):
         *args: Any,
         **kwargs: Any,
     ) -> None:
+        # dbapi-pool's lifecycle hooks, not upstream's: taken out of the connect() keywords
+        # (no driver takes these names), so that the signature stays upstream's.
+        hooks = {"configure": kwargs.pop("configure", None), "check": kwargs.pop("check", None)}
         self._db_module = db_module
         self.cleanup = cleanup
         self._compat_settings = dict(
@@ -141,6 +146,7 @@ class BaseConnectionPool(_CorePool):
         name = profile_for(db_module).describe(kwargs)
         settings = self._compat_core_settings(self._compat_settings)
         offload = "auto" if self._compat_tpooled else False  # see _blocks_the_hub
+        settings.update(hooks)
         super().__init__(db_module, name=name, backend="eventlet", offload=offload, **settings)
 
     @staticmethod
