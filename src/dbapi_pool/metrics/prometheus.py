@@ -334,12 +334,18 @@ class MultiProcessPoolMetrics:
             self._names = current
 
     def start(self, interval: float = 5.0) -> None:
-        """Update every ``interval`` seconds from a daemon thread, until ``stop()`` or
-        until this object is garbage-collected; errors are logged, never raised."""
+        """Update now, then every ``interval`` seconds from a daemon thread until ``stop()``
+        or until this object is garbage-collected (the thread logs its errors).
+
+        The first update runs in the caller so that this process's metric files exist
+        before it goes on: prometheus_client can fail to read a file another thread is
+        creating at that moment.
+        """
         if not (interval > 0 and math.isfinite(interval)):
             raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
         if self._stop is not None:
             raise RuntimeError("MultiProcessPoolMetrics.start(): already started")
+        self.update()
         self._stop = threading.Event()
         thread = threading.Thread(
             target=_update_every,
