@@ -6,10 +6,12 @@ import socket
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 #: Generous: these machines are shared and noisy.
 TIMEOUT = 60.0

@@ -6,6 +6,7 @@ A missing ``prometheus`` binary fails the test (CI installs the Debian package).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from dbapi_pool import ConnectionPool
 from dbapi_pool.metrics.prometheus import PoolCollector
 
-from .support import PG, TIMEOUT, free_port, get, poll
+from .support import DASHBOARD, PG, TIMEOUT, free_port, get, poll
 
 CONFIG = """
 global:
@@ -111,9 +112,9 @@ def exporter(pool: ConnectionPool) -> Iterator[int]:
         collector.close()
 
 
-def test_prometheus_scrapes_the_pools_series_with_the_expected_values(
-    pool: ConnectionPool, exporter: int, tmp_path: Path
-) -> None:
+@pytest.fixture
+def prometheus(pool: ConnectionPool, exporter: int, tmp_path: Path) -> Iterator[Prometheus]:
+    """Run 25 checkouts, check out one more and hold it, then start Prometheus."""
     for _ in range(25):
         with pool.connection() as conn:
             cursor = conn.cursor()
@@ -123,18 +124,40 @@ def test_prometheus_scrapes_the_pools_series_with_the_expected_values(
     server = Prometheus(tmp_path, exporter)
     try:
         poll("prometheus to be ready", server.ready)
-        assert server.one('up{job="dbapi_pool"}') == 1
-        assert server.one('dbapi_pool_checkouts_total{pool="e2e"}') == 26
-        assert server.one('dbapi_pool_connections{pool="e2e",state="used"}') == 1
-        assert server.one('dbapi_pool_max_connections{pool="e2e"}') == 3
-        assert server.one('dbapi_pool_use_seconds_count{pool="e2e"}') == 25
-        assert server.one('dbapi_pool_wait_seconds_count{pool="e2e"}') == 26
-        connects = pool.stats().connects
-        assert server.one('dbapi_pool_create_seconds_count{pool="e2e"}') == connects
-        p50 = server.one('histogram_quantile(0.5, dbapi_pool_use_seconds_bucket{pool="e2e"})')
-        assert 0 < p50 < 10
-        assert server.one('sum(dbapi_pool_closes_total{pool="e2e"})') == 0
+        yield server
     finally:
         server.stop()
         pool.put(held)
     assert not server.data.exists()
+
+
+def test_prometheus_scrapes_the_pools_series_with_the_expected_values(
+    pool: ConnectionPool, prometheus: Prometheus
+) -> None:
+    assert prometheus.one('up{job="dbapi_pool"}') == 1
+    assert prometheus.one('dbapi_pool_checkouts_total{pool="e2e"}') == 26
+    assert prometheus.one('dbapi_pool_connections{pool="e2e",state="used"}') == 1
+    assert prometheus.one('dbapi_pool_max_connections{pool="e2e"}') == 3
+    assert prometheus.one('dbapi_pool_use_seconds_count{pool="e2e"}') == 25
+    assert prometheus.one('dbapi_pool_wait_seconds_count{pool="e2e"}') == 26
+    connects = pool.stats().connects
+    assert prometheus.one('dbapi_pool_create_seconds_count{pool="e2e"}') == connects
+    p50 = prometheus.one('histogram_quantile(0.5, dbapi_pool_use_seconds_bucket{pool="e2e"})')
+    assert 0 < p50 < 10
+    assert prometheus.one('sum(dbapi_pool_closes_total{pool="e2e"})') == 0
+
+
+def test_every_dashboard_query_runs_and_finds_the_pool(prometheus: Prometheus) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"].replace("$pool", "e2e")
+            # Rates need two scrapes: wait until the query finds the pool's series.
+            result = poll(f"a result for {expr}", lambda e=expr: prometheus.query(e) or None)
+            assert {series["metric"].get("pool") for series in result} == {"e2e"}, expr
+    variable = next(v for v in dashboard["templating"]["list"] if v["name"] == "pool")
+    metric = re.fullmatch(r"label_values\((\w+), pool\)", variable["query"]["query"])
+    assert metric is not None
+    query = urllib.parse.urlencode({"match[]": metric[1]})
+    values = json.loads(get(f"{prometheus.url}/api/v1/label/pool/values?{query}"))["data"]
+    assert values == ["e2e"]
