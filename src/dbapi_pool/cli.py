@@ -351,41 +351,28 @@ def _pool_timings(pool: ConnectionPool) -> dict[str, dict[str, Any]]:
     """Return the count and the p50/p90/p99 estimates (ms) of the pool's own histograms
     of wait, use (checkout to return) and connect times."""
     stats = pool.stats()
-    report = {}
+    report: dict[str, dict[str, Any]] = {}
     for key, field in _TIMINGS:
         timing: TimingStats = getattr(stats, field)
-        estimates = {f"p{q}": timing.percentile(q / 100) for q in (50, 90, 99)}
-        report[key] = {
-            "count": timing.count,
-            **{k: None if v is None else _ms(v) for k, v in estimates.items()},
-        }
+        report[key] = {"count": timing.count}
+        for q in (50, 90, 99):
+            estimate = timing.percentile(q / 100)
+            report[key][f"p{q}"] = None if estimate is None else _ms(estimate)
     return report
 
 
 def _serve_metrics(pool: ConnectionPool, port: int, stack: ExitStack) -> None:
     """Serve the pool's Prometheus metrics on 127.0.0.1:``port`` until the stack closes."""
     try:
-        from prometheus_client import CollectorRegistry, start_http_server
-
-        from .metrics.prometheus import PoolCollector
+        from .metrics.prometheus import serve_metrics
     except ImportError as exc:
-        raise CliError(
-            "--metrics-port needs prometheus_client: pip install 'dbapi-pool[prometheus]'",
-            USAGE_ERROR,
-        ) from exc
-    registry = CollectorRegistry()
-    collector = PoolCollector(pool)
-    registry.register(collector)
-    stack.callback(collector.close)
+        message = "--metrics-port needs prometheus_client: pip install 'dbapi-pool[prometheus]'"
+        raise CliError(message, USAGE_ERROR) from exc
     try:
-        started = start_http_server(port, addr="127.0.0.1", registry=registry)
+        stack.callback(serve_metrics(pool, port=port, addr="127.0.0.1"))
     except OSError as exc:
         message = f"cannot serve metrics on 127.0.0.1:{port}: {exc.strerror or exc}"
         raise CliError(message, USAGE_ERROR) from exc
-    if started:  # prometheus_client >= 0.20 returns its server: free the port at the end
-        server, _ = started
-        stack.callback(server.server_close)
-        stack.callback(server.shutdown)
 
 
 def _pairs(values: dict[str, Any], keys: Sequence[str], *, ms: bool = False) -> str:

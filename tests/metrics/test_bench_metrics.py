@@ -58,6 +58,7 @@ def test_metrics_port_without_prometheus_client_exits_2_naming_the_extra(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # import raises ImportError
+    monkeypatch.delitem(sys.modules, "dbapi_pool.metrics.prometheus", raising=False)
     status = main(["bench", *QUICK, "--metrics-port", str(free_port())])
     err = capsys.readouterr().err
     assert status == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sqlite3
 from collections.abc import Iterator
 from itertools import pairwise
@@ -14,9 +15,14 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 from dbapi_pool import AsyncConnectionPool, ConnectionPool, DatabaseConnector
-from dbapi_pool.metrics.prometheus import EXPORTED_BOUNDS, PoolCollector, exported_buckets
+from dbapi_pool.metrics.prometheus import (
+    EXPORTED_BOUNDS,
+    PoolCollector,
+    exported_buckets,
+    serve_metrics,
+)
 
-from .support import PG, Samples, parse, value
+from .support import PG, Samples, free_port, get, parse, value
 
 
 @pytest.fixture
@@ -246,3 +252,20 @@ def test_works_on_the_default_registry(pools: list[ConnectionPool], tmp_path: Pa
     finally:
         REGISTRY.unregister(collector)
         collector.close()
+
+
+def test_serve_metrics_serves_a_scrape_until_stopped(
+    pools: list[ConnectionPool], tmp_path: Path
+) -> None:
+    pool = new_pool(pools, tmp_path, "served")
+    checkouts(pool, 2)
+    port = free_port()
+    stop = serve_metrics(pool, port=port)
+    try:
+        samples = parse(get(f"http://127.0.0.1:{port}/metrics"))
+        assert value(samples, "dbapi_pool_checkouts_total", pool="served") == 2
+    finally:
+        stop()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    PoolCollector(new_pool(pools, tmp_path, "served"))  # stop() gave the name up

@@ -8,6 +8,7 @@ One process (threads, asyncio, gevent): register a :class:`PoolCollector`; it re
 
     REGISTRY.register(PoolCollector(pool))  # or a DatabaseConnector, or several of them
     start_http_server(9100, addr="127.0.0.1")
+    # or, on a registry of its own: stop = serve_metrics(pool, port=9100); ...; stop()
 
 One collector per registry: give it every pool (or connector) to export; a second
 collector on the same registry is refused as duplicated time series. A connector's pools
@@ -55,7 +56,7 @@ In the application, in each worker (after the fork: not with ``preload_app``'s i
 
     pool = ConnectionPool(psycopg2, name="web", ...)
     pool_metrics = MultiProcessPoolMetrics(pool)
-    pool_metrics.start(interval=5.0)  # a daemon thread that updates every 5 s
+    pool_metrics.start(interval=5.0)  # writes now, then every 5 s from a daemon thread
 
     def metrics_app(environ, start_response):  # the /metrics route
         pool_metrics.update()  # this worker's values are fresh; the others' <= 5 s old
@@ -77,7 +78,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -90,7 +91,13 @@ from prometheus_client.utils import floatToGoString
 from .. import PoolStats, TimingStats
 from . import check_target, pools_of, release_name
 
-__all__ = ["EXPORTED_BOUNDS", "MultiProcessPoolMetrics", "PoolCollector", "exported_buckets"]
+__all__ = [
+    "EXPORTED_BOUNDS",
+    "MultiProcessPoolMetrics",
+    "PoolCollector",
+    "exported_buckets",
+    "serve_metrics",
+]
 
 logger = logging.getLogger("dbapi_pool.metrics")
 
@@ -185,6 +192,32 @@ class PoolCollector(Collector):
         for target in self._targets:
             for pool in pools_of(target, "PoolCollector"):
                 release_name(pool)
+
+
+def serve_metrics(*targets: Any, port: int, addr: str = "127.0.0.1") -> Callable[[], None]:
+    """Serve the targets' metrics at ``http://addr:port/metrics`` from a thread (a fresh
+    registry holding one PoolCollector, prometheus_client's ``start_http_server``).
+
+    Return the function that stops serving (and frees the port: prometheus_client before
+    0.20 gives no handle on its server, which then serves until the process exits).
+    """
+    registry = CollectorRegistry()
+    collector = PoolCollector(*targets)
+    registry.register(collector)
+    try:
+        started = start_http_server(port, addr=addr, registry=registry)
+    except BaseException:
+        collector.close()
+        raise
+
+    def stop() -> None:
+        if started:
+            server, _ = started
+            server.shutdown()
+            server.server_close()
+        collector.close()
+
+    return stop
 
 
 def _families(snapshots: Iterable[PoolStats]) -> list[Metric]:
