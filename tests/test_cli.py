@@ -18,6 +18,7 @@ PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 UNREACHABLE_URL = "postgresql+psycopg2://postgres@127.0.0.1:1/test"
 PASSWORD = "hunter2-Secret"
 QUICK = ["--duration", "0.3", "--quiet"]
+TIMINGS = ("wait", "use", "connect")
 POOL_STATS_KEYS = {
     "size",
     "idle",
@@ -123,6 +124,25 @@ def test_json_report_has_the_expected_keys_and_sane_numbers(
     assert report["pool"]["in_use"] == 0 and report["pool"]["size"] <= 2
 
 
+def test_report_gives_the_pools_own_wait_use_and_connect_percentiles(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    report = run_json(capsys, "--workers", "3", "--pool-size", "2", "--hold-ms", "2")
+    timings = report["timings_ms"]
+    assert set(timings) == set(TIMINGS)
+    assert timings["wait"]["count"] == timings["use"]["count"] == report["ops"] + 1
+    assert timings["connect"]["count"] == report["pool"]["connects"]
+    for key in TIMINGS:
+        assert 0 <= timings[key]["p50"] <= timings[key]["p90"] <= timings[key]["p99"]
+    # Each checkout held its connection at least the 2 ms hold (estimates: x1.78 at most).
+    assert timings["use"]["p50"] >= 2 / 1.78
+    status, out, err = run(capsys, *QUICK)
+    assert status == 0, err
+    for label in ("wait", "use", "connect"):
+        line = next(x for x in out.splitlines() if x.strip().startswith(label + " "))
+        assert "p50 " in line and "p90 " in line and "p99 " in line and "(n=" in line
+
+
 def test_the_default_query_scans_the_filled_table(capsys: pytest.CaptureFixture[str]) -> None:
     report = run_json(capsys)
     assert report["query"] == cli.SQLITE_QUERY
@@ -211,9 +231,11 @@ def test_report_shows_na_when_no_operation_succeeded() -> None:
         "wait_ms": {"total": 0.0, "mean": None, "p99": None, "max": None},
         "errors": {"total": 3, "by_type": {"PoolTimeout": 3}},
         "pool": {**pool, "closes": {"max_idle": 2}},
+        "timings_ms": {k: {"count": 0, "p50": None, "p90": None, "p99": None} for k in TIMINGS},
     }
     text = format_report(report)
     assert "p50 n/a" in text and "mean n/a" in text
+    assert "p90 n/a" in text and "(n=0)" in text
     assert "errors           3 (PoolTimeout 3)" in text
     assert "closes max_idle 2" in text
 

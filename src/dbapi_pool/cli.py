@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from . import __version__
+from . import TimingStats, __version__
 from ._drivers.base import SECRET_KWARGS
 from ._sync import ConnectionPool
 from .url import parse_url, redact_url
@@ -83,6 +83,14 @@ def _number(text: str, *, integer: bool = False, allow_zero: bool = False) -> fl
     return value
 
 
+def _port(text: str) -> int:
+    """Parse a TCP port number (1-65535)."""
+    port = int(_number(text, integer=True))
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number (1-65535), got {text}")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of the ``dbapi-pool`` command and its ``bench`` subcommand."""
     parser = _ArgumentParser(prog=PROG, description="Tools for dbapi-pool connection pools.")
@@ -107,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--timeout", type=non_negative, default=30.0, metavar="SECONDS", help=timeout_help)
     add("--quiet", action="store_true", help="show no progress on stderr")
     add("--json", action="store_true", help="print the final report as JSON")
+    metrics_help = (
+        "serve Prometheus metrics of the pool on http://127.0.0.1:PORT/metrics while the "
+        "benchmark runs (needs prometheus_client: pip install 'dbapi-pool[prometheus]')"
+    )
+    add("--metrics-port", type=_port, metavar="PORT", help=metrics_help)
     return parser
 
 
@@ -123,6 +136,7 @@ class Options:
     timeout: float
     quiet: bool
     json: bool
+    metrics_port: int | None = None
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> float:
@@ -320,12 +334,45 @@ def _measurements(workers: list[Worker], elapsed: float) -> dict[str, Any]:
     }
 
 
+#: The pool's timing histograms in the report: (report key, PoolStats field).
+_TIMINGS = (("wait", "wait_time"), ("use", "use_time"), ("connect", "create_time"))
+
+
 def _pool_stats(pool: ConnectionPool) -> dict[str, Any]:
-    """Return the pool's statistics as plain data, with only the non-zero close reasons."""
+    """Return the pool's counters as plain data, with only the non-zero close reasons."""
     stats = pool.stats()
-    data = {f.name: getattr(stats, f.name) for f in fields(stats)}
+    timings = {field for _, field in _TIMINGS}
+    data = {f.name: getattr(stats, f.name) for f in fields(stats) if f.name not in timings}
     data["closes"] = {reason: n for reason, n in stats.closes.items() if n}
     return data
+
+
+def _pool_timings(pool: ConnectionPool) -> dict[str, dict[str, Any]]:
+    """Return the count and the p50/p90/p99 estimates (ms) of the pool's own histograms
+    of wait, use (checkout to return) and connect times."""
+    stats = pool.stats()
+    report: dict[str, dict[str, Any]] = {}
+    for key, field in _TIMINGS:
+        timing: TimingStats = getattr(stats, field)
+        report[key] = {"count": timing.count}
+        for q in (50, 90, 99):
+            estimate = timing.percentile(q / 100)
+            report[key][f"p{q}"] = None if estimate is None else _ms(estimate)
+    return report
+
+
+def _serve_metrics(pool: ConnectionPool, port: int, stack: ExitStack) -> None:
+    """Serve the pool's Prometheus metrics on 127.0.0.1:``port`` until the stack closes."""
+    try:
+        from .metrics.prometheus import serve_metrics
+    except ImportError as exc:
+        message = "--metrics-port needs prometheus_client: pip install 'dbapi-pool[prometheus]'"
+        raise CliError(message, USAGE_ERROR) from exc
+    try:
+        stack.callback(serve_metrics(pool, port=port, addr="127.0.0.1"))
+    except OSError as exc:
+        message = f"cannot serve metrics on 127.0.0.1:{port}: {exc.strerror or exc}"
+        raise CliError(message, USAGE_ERROR) from exc
 
 
 def _pairs(values: dict[str, Any], keys: Sequence[str], *, ms: bool = False) -> str:
@@ -365,6 +412,13 @@ def format_report(report: dict[str, Any]) -> str:
         f"  {_pairs(pool, ('checkouts', 'waits', 'timeouts'))}",
         f"  {_pairs(pool, ('connects', 'connect_failures', 'connect_timeouts'))}",
         f"  closes {closes}",
+        "",
+        "pool histograms (ms, estimates)",
+        *(
+            f"  {label:<15}  {_pairs(report['timings_ms'][key], ('p50', 'p90', 'p99'), ms=True)}"
+            f"   (n={report['timings_ms'][key]['count']:,})"
+            for key, label in (("wait", "wait"), ("use", "use"), ("connect", "connect"))
+        ),
     ]
     return "\n".join(lines) + "\n"
 
@@ -391,6 +445,8 @@ def bench(options: Options, stdout: TextIO, stderr: TextIO) -> int:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="dbapi-pool-bench-"))
         pool = _open_pool(options, folder)
         stack.callback(pool.close)  # before the folder goes: the database file is in it
+        if options.metrics_port is not None:
+            _serve_metrics(pool, options.metrics_port, stack)
         _probe(pool, query, target, options.timeout)
         workers, elapsed, interrupted = _run(pool, query, options, stderr)
         settings = {k: getattr(options, k) for k in ("workers", "pool_size", "duration")}
@@ -404,6 +460,7 @@ def bench(options: Options, stdout: TextIO, stderr: TextIO) -> int:
             "interrupted": interrupted,
             **_measurements(workers, elapsed),
             "pool": _pool_stats(pool),
+            "timings_ms": _pool_timings(pool),
         }
     text = json.dumps(report, indent=2) + "\n" if options.json else format_report(report)
     stdout.write(_redact(text, options.url))
