@@ -19,7 +19,7 @@ from typing import Any
 
 from .._core import Entry
 from ..config import PoolConfig
-from .offload import OffloadingPool
+from .returning import ReturningPool
 
 __all__ = ["IDLE_WAKE", "MaintainedPool"]
 
@@ -43,7 +43,7 @@ def _needs_maintenance(config: PoolConfig) -> bool:
     )
 
 
-class MaintainedPool(OffloadingPool):
+class MaintainedPool(ReturningPool):
     """Keep an async pool's idle connections in shape; see ``AsyncConnectionPool``."""
 
     def _setup(self) -> None:

@@ -14,19 +14,18 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 from types import TracebackType
 from typing import Any
 
 from .._closing import green_wait_readable
 from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
 from ..config import call_timeout
-from ..errors import ConnectTimeout, PoolTimeout
+from ..errors import PoolTimeout
 from ..holders import checkout_tag
 from ..proxy import Cursors, OffloadedConnection, PooledConnection, close_cursors, detach
 from .backends import Backend, choose_offload, cooperates, get_backend
-from .control import PoolControl
-from .worker import ConnectAttempt, MaintenanceWorker
+from .connecting import ConnectingPool
+from .worker import MaintenanceWorker
 
 __all__ = ["ConnectionPool"]
 
@@ -38,7 +37,7 @@ _INF = float("inf")
 _PLAIN_NUMBERS = (int, float)
 
 
-class ConnectionPool(PoolControl):
+class ConnectionPool(ConnectingPool):
     """Pool connections of any DB-API 2.0 driver for OS threads or green threads.
 
     Takes the driver module, its ``connect()`` arguments and the pool settings described
@@ -150,16 +149,36 @@ class ConnectionPool(PoolControl):
             timeout = call_timeout(self.name, timeout, None)  # refused, or inf: no limit
         start = _monotonic()
         state = self._state
-        got: Any
+        with self._lock:  # the first look, inline: most checkouts end here
+            got = state.checkout(start)
+            plan = state.take_plan() if state.plan is not None else None
+        if plan is None and type(got) is Entry:
+            if not self._policy.validates or self._usable(got):
+                if state.lent is not None:
+                    self._record_borrower(got)
+                # Who holds it, from where, with which tag: slot stores, no allocation.
+                got.holder = self._holder_id()
+                caller = _getframe().f_back  # None if get() is a green thread's function
+                if caller is not None:
+                    got.site = caller.f_code
+                    got.lasti = caller.f_lasti  # the line is worked out when asked
+                else:
+                    got.site = None
+                got.tag = checkout_tag.get() if tag is None else tag
+                if self._events.checkout:
+                    self._events.emit("checkout", self, got.conn, 0.0)
+                return self._make_proxy(self, got)  # type: ignore[no-any-return]
+            got = None  # it failed its check: replaced within the same deadline
+        return self._checkout_slowly(got, plan, start, timeout, tag)
+
+    def _checkout_slowly(
+        self, got: Any, plan: Plan | None, start: float, timeout: float | None, tag: str | None
+    ) -> PooledConnection:
+        """Go on with a get() whose first look found no usable idle connection: open one,
+        or wait in line (``got``, ``plan``: what the first look found)."""
         try:
-            with self._lock:  # the first look, inline: most checkouts end here
-                got = state.checkout(start)
-                plan = state.take_plan() if state.plan is not None else None
-                if got is None and plan is None:
-                    got = self._queue(start, start, timeout)
             if plan is not None:
                 self._carry_out(plan)
-            first = got
             while True:
                 if got is None:
                     got = self._look_again(start, timeout)
@@ -175,21 +194,11 @@ class ConnectionPool(PoolControl):
             if self._events.timeout:
                 self._events.emit("timeout", self, _monotonic() - start)
             raise
-        waited = 0.0
-        if got is not first:  # not served at once: the wait goes to the histogram
-            with self._lock:
-                state.waited(waited := _monotonic() - start)
-        if state.lent is not None:
+        with self._lock:
+            self._state.waited(waited := _monotonic() - start)
+        if self._state.lent is not None:
             self._record_borrower(got)
-        # Who holds it, from where, with which tag (holders(), PoolTimeout): no allocation.
-        got.holder = self._holder_id()
-        caller = _getframe().f_back  # None when get() is a green thread's own function
-        if caller is not None:
-            got.site = caller.f_code
-            got.lasti = caller.f_lasti  # the line is worked out when asked
-        else:
-            got.site = None
-        got.tag = checkout_tag.get() if tag is None else tag
+        self._note_holder(got, tag, 3)
         if self._events.checkout:
             self._events.emit("checkout", self, got.conn, waited)
         return self._make_proxy(self, got)  # type: ignore[no-any-return]
@@ -318,76 +327,6 @@ class ConnectionPool(PoolControl):
     def _cancel_locked(self, waiter: Waiter, timed_out: bool) -> None:
         self._state.cancel_waiter(waiter, _monotonic(), timed_out=timed_out)
 
-    def _connect(self, start: float, tag: str | None) -> PooledConnection:
-        """Open a connection into the slot the core reserved for this caller (who called
-        ``get()`` at ``start``)."""
-        began = _monotonic()
-        try:
-            conn = self._open()
-        except BaseException as exc:
-            if getattr(exc, "pool_deadline", False):
-                # Ours: the slot stays taken until the late connect ends (_late_connect).
-                # (A ConnectTimeout raised by a connect function, as the eventlet compat
-                # layer's, is an ordinary connect failure.)
-                raise
-            with self._lock:
-                failures = self._state.health.failures
-                self._state.connect_failed(_monotonic(), exc)
-                plan = self._state.take_plan()
-            self._connect_done(exc, failures)
-            if plan is not None:
-                self._carry_out(plan)
-            raise
-        with self._lock:
-            failures = self._state.health.failures
-            now = _monotonic()
-            entry = self._state.connected(conn, now, started=began)
-            if entry is not None:
-                self._state.waited(now - start)
-            plan = self._state.take_plan()
-        self._connect_done(None, failures, conn, now - began)
-        if plan is not None:
-            self._carry_out(plan)
-        if entry is None:
-            raise self._state.closed_error()
-        if self._state.lent is not None:
-            self._record_borrower(entry)
-        self._note_holder(entry, tag, 3)
-        self._start_worker()
-        if self._events.checkout:
-            self._events.emit("checkout", self, conn, now - start)
-        return self._make_proxy(self, entry)  # type: ignore[no-any-return]
-
-    def _open(self) -> Any:
-        """Call the driver's connect() and the ``configure`` hook, enforcing
-        connect_timeout (over both) whatever the driver."""
-        timeout = self._config.connect_timeout
-        if timeout is None:
-            return self._new_connection()
-        attempt = ConnectAttempt(
-            self._new_connection, self._lock, self._late_connect, self._backend, self.name
-        )
-        if not attempt.wait(timeout):
-            with self._lock:
-                self._state.count_connect_timeout()
-                counts = self._state.counts()
-            timed_out = ConnectTimeout(
-                f"pool {self.name!r}: connecting took longer than connect_timeout="
-                f"{timeout:g} s ({counts})"
-            )
-            timed_out.pool_deadline = True  # type: ignore[attr-defined]
-            raise timed_out
-        error, attempt.error = attempt.error, None  # no attempt <-> traceback cycle
-        if error is not None:
-            raise error
-        return attempt.conn
-
-    def _late_connect(self, conn: Any) -> None:
-        """Close a connection that arrived after its caller gave up, and free its slot."""
-        if conn is not None:
-            self._close_quietly(conn, "late_connect")
-        self._run_core(partial(self._state.connect_abandoned, closed=conn is not None))
-
     # -- return --------------------------------------------------------------------------
 
     def put(self, conn: PooledConnection) -> None:
@@ -460,42 +399,6 @@ class ConnectionPool(PoolControl):
         return None
 
     # -- background work -----------------------------------------------------------------
-
-    def _carry_out(self, plan: Plan) -> None:
-        """Do, outside the lock, the I/O the core asked for; repeat while it asks for more."""
-        while plan is not None:
-            for waiter in plan.wake:
-                waiter.signal.release()
-            if not plan.close and not plan.connect:
-                return  # a hand-over only: nothing was done that could plan more
-            if plan.close:  # in one go: closes that must be confirmed wait together
-                self._close_many([(e.conn, e.close_reason or "pool_closed") for e in plan.close])
-            opened = [self._connect_for_pool() for _ in range(plan.connect)]
-            outcomes = []
-            with self._lock:
-                if plan.close:
-                    self._state.entries_closed(plan.close)
-                for conn, began in opened:
-                    outcomes.append(self._state.health.failures)
-                    if isinstance(conn, BaseException):
-                        self._state.connect_failed(_monotonic(), conn)
-                    else:
-                        self._state.add_idle(conn, _monotonic(), started=began)
-                plan = self._state.take_plan()  # type: ignore[assignment]
-            for (conn, began), failures in zip(opened, outcomes, strict=True):
-                if isinstance(conn, BaseException):
-                    self._connect_done(conn, failures)
-                else:
-                    self._connect_done(None, failures, conn, _monotonic() - began)
-
-    def _connect_for_pool(self) -> tuple[Any, float]:
-        """Open a connection for the pool itself; return it (or the error) and the time
-        the connect began."""
-        began = _monotonic()
-        try:
-            return self._open(), began
-        except Exception as exc:  # returned: the core backs off with it, and it is logged
-            return exc, began
 
     def _forked(self) -> None:
         self._worker = None
