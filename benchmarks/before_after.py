@@ -27,6 +27,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+#: Called on a filled pool just before timing; returns what ends it after timing, which
+#: returns extra fields for the trial's result (see ``instrumentation.py``).
+Prepare = Callable[[Any], Callable[[], dict[str, Any]]]
+
 nan = float("nan")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -129,8 +133,11 @@ def _thread_trial(
     return sum(counts), [x for lat in samples for x in lat]
 
 
-def run_sync(scenario: str, warmup: float, duration: float) -> tuple[int, list[float]]:
-    """Run one thread scenario; return the ops and latencies of the window."""
+def run_sync(
+    scenario: str, warmup: float, duration: float, prepare: Prepare | None = None
+) -> tuple[int, list[float], dict[str, Any]]:
+    """Run one thread scenario; return the ops and latencies of the window, and what
+    ``prepare``'s finisher reported."""
     from dbapi_pool import ConnectionPool
 
     kind = scenario.split(".")[0]
@@ -151,12 +158,19 @@ def run_sync(scenario: str, warmup: float, duration: float) -> tuple[int, list[f
         held = [pool.get() for _ in range(size)]  # open them all before timing
         for conn in held:
             pool.put(conn)
-        return _thread_trial(pool, _make_op(pool, what), threads, warmup, duration)
+        finish = prepare(pool) if prepare else dict
+        try:
+            count, lat = _thread_trial(pool, _make_op(pool, what), threads, warmup, duration)
+        finally:
+            extra = finish()
+        return count, lat, extra
     finally:
         pool.close()
 
 
-async def _async_trial(scenario: str, warmup: float, duration: float) -> tuple[int, list[float]]:
+async def _async_trial(
+    scenario: str, warmup: float, duration: float, prepare: Prepare | None = None
+) -> tuple[int, list[float], dict[str, Any]]:
     import compare_fakedb
 
     from dbapi_pool import AsyncConnectionPool
@@ -164,6 +178,7 @@ async def _async_trial(scenario: str, warmup: float, duration: float) -> tuple[i
     tasks, size = (1, 1) if scenario == "async.with" else (64, 8)
     pool = AsyncConnectionPool(compare_fakedb, min_size=size, max_size=size, handoff_after=0)
     await pool.open()
+    finish: Callable[[], dict[str, Any]] = dict
     clock = time.perf_counter
     start = clock() + warmup
     end = start + duration
@@ -188,36 +203,53 @@ async def _async_trial(scenario: str, warmup: float, duration: float) -> tuple[i
         held = [await pool.get() for _ in range(size)]  # open them all before timing
         for conn in held:
             await pool.put(conn)
+        finish = prepare(pool) if prepare else dict
         await asyncio.gather(*(worker() for _ in range(tasks)))
     finally:
+        extra = finish()
         await pool.close()
-    return count, lat
+    return count, lat, extra
+
+
+def run_scenario(
+    scenario: str, warmup: float, duration: float, prepare: Prepare | None = None
+) -> dict[str, Any]:
+    """Run one scenario (``prepare`` applied to its filled pool); return ops/s, the
+    p50/p99/p99.9 latency (µs) and the fields ``prepare``'s finisher returned."""
+    if scenario.startswith("async."):
+        count, lat, extra = asyncio.run(_async_trial(scenario, warmup, duration, prepare))
+    else:
+        count, lat, extra = run_sync(scenario, warmup, duration, prepare)
+    lat.sort()
+    pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1e6 if lat else float("nan")  # noqa: E731
+    out = {"ops": count / duration, "p50": pick(0.50), "p99": pick(0.99), "p999": pick(0.999)}
+    return {**out, **extra}
 
 
 def child(scenario: str, warmup: float, duration: float) -> None:
     """Run one scenario and print its result as one line of JSON."""
-    if scenario.startswith("async."):
-        count, lat = asyncio.run(_async_trial(scenario, warmup, duration))
-    else:
-        count, lat = run_sync(scenario, warmup, duration)
-    lat.sort()
-    pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1e6 if lat else float("nan")  # noqa: E731
-    out = {"ops": count / duration, "p50": pick(0.50), "p99": pick(0.99), "p999": pick(0.999)}
-    print(json.dumps(out))
+    print(json.dumps(run_scenario(scenario, warmup, duration)))
 
 
 # --- the parent: alternate the trees and summarise ----------------------------------------
 
 
-def trial(tree: str, scenario: str, args: argparse.Namespace) -> dict[str, float]:
-    """Run ``scenario`` in a fresh interpreter on ``tree``; return its result."""
+def trial(
+    tree: str,
+    scenario: str,
+    args: argparse.Namespace,
+    script: str = __file__,
+    extra: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Run ``scenario`` in a fresh interpreter on ``tree`` (``script --child scenario``,
+    then ``extra`` arguments); return its result."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.abspath(tree), HERE]))
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", scenario]
+    cmd = [sys.executable, os.path.abspath(script), "--child", scenario, *extra]
     cmd += ["--warmup", str(args.warmup), "--duration", str(args.duration)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
     if done.returncode:
-        raise RuntimeError(f"{scenario} on {tree} failed:\n{done.stderr}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"{scenario} {' '.join(extra)} on {tree} failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
