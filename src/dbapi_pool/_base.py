@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from . import _fork
 from ._closing import CONFIRMED_REASONS, WaitReadable, close_connections
 from ._core import Entry, Holder, Plan, PoolState, PoolStats
+from ._core.holders import WRAPPERS
 from ._drivers import SECRET_KWARGS, DriverProfile, module_name, profile_for
 from ._drivers.keywords import check_connect_kwargs
 from ._policy import DriverPolicy
@@ -142,9 +143,7 @@ class PoolBase:
         self._released = Released(name)
         #: The listeners' methods by event (``self._events.checkout`` is a tuple, empty
         #: unless someone listens: the only cost of an event then).
-        self._events = Listeners(name)
-        for listener in config.listeners:
-            self._events.add(listener)
+        self._events = Listeners(name, config.listeners)
         #: Entries of proxies collected without put(), handed over lock-free by __del__.
         self._abandoned: deque[Entry] = deque()
         self._setup()
@@ -409,6 +408,11 @@ class PoolBase:
         """Stop telling ``listener`` of this pool's events."""
         self._events.remove(listener)
 
+    def _timed_out(self, start: float) -> None:
+        """Tell the listeners of a get() that gave up (started at ``start``)."""
+        if self._events.timeout:
+            self._events.emit("timeout", self, _monotonic() - start)
+
     #: Who is holding a connection: the current thread's ident (a green pool: greenlet).
     _holder_id: Callable[[], Any] = staticmethod(threading.get_ident)
 
@@ -417,8 +421,12 @@ class PoolBase:
         tag (the inline copy in ``ConnectionPool.get()`` is the hot path's)."""
         entry.holder = self._holder_id()
         try:
-            caller = sys._getframe(depth)
+            caller: Any = sys._getframe(depth)
         except ValueError:  # get() was a thread's or task's own function: no caller
+            caller = None
+        while caller is not None and caller.f_code in WRAPPERS:
+            caller = caller.f_back
+        if caller is None:
             entry.site = None
         else:
             entry.site = caller.f_code

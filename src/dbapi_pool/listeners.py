@@ -76,7 +76,7 @@ class Listeners:
     timeout: tuple[Any, ...]
     invalidate: tuple[Any, ...]
 
-    def __init__(self, pool_name: str) -> None:
+    def __init__(self, pool_name: str, listeners: tuple[Any, ...] = ()) -> None:
         self._pool_name = pool_name
         self._listeners: tuple[Any, ...] = ()
         #: Each registered method's listener, by the method's id (for remove and logs).
@@ -85,6 +85,8 @@ class Listeners:
         self._reported: set[tuple[int, str, type]] = set()
         for event in EVENTS:
             setattr(self, event, ())
+        for listener in listeners:
+            self.add(listener)
 
     def add(self, listener: Any) -> None:
         """Register ``listener`` (again: no effect); warn about misspelt ``on_`` methods."""

@@ -233,7 +233,7 @@ class PoolState(PoolCore):
 
     def holders(self, now: float) -> list[Holder]:
         """Describe the connections in use, the longest held first."""
-        return holders_of(self._entries, now)
+        return holders_of(self._entries, now, self.task_holders)
 
     def expire_waiters(self, now: float) -> list[Waiter]:
         """Withdraw every waiter whose deadline has passed and return them, each with its

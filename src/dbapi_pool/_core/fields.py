@@ -81,6 +81,8 @@ class CoreFields:
         self._entries: weakref.WeakSet[Entry] = weakref.WeakSet()
         #: Seconds a checkout waited (only the slow ones: the rest waited 0), a connection
         #: was held, a connect took.
+        #: The holders noted are asyncio task names (else thread idents, or labels).
+        self.task_holders = False
         self._wait = Histogram()
         self._use = Histogram()
         self._create = Histogram()

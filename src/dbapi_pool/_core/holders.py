@@ -15,10 +15,21 @@ from typing import Any
 
 from .entries import IN_USE, Entry
 
-__all__ = ["Holder", "describe", "holders_of"]
+__all__ = ["WRAPPERS", "Holder", "describe", "holders_of", "skip_in_sites"]
 
 #: Holders named in a ``PoolTimeout`` message (the oldest first).
 NAMED_IN_TIMEOUT = 3
+
+#: Code objects of the pool's own wrappers around ``get()`` (``connection()``, contextlib's
+#: ``__enter__``, the drop-in's ``get()``...): a checkout's site is the first frame above
+#: ``get()`` that is none of these, found with one set lookup per frame.
+WRAPPERS: set[Any] = set()
+
+
+def skip_in_sites(*functions: Any) -> None:
+    """Have checkout sites skip these functions' frames (the pool's own wrappers)."""
+    for function in functions:
+        WRAPPERS.add(getattr(function, "__wrapped__", function).__code__)
 
 
 @dataclass(frozen=True)
@@ -41,14 +52,21 @@ class Holder:
         return f"#{self.connection} held {self.held_for:.3f} s by {self.holder} at {self.site}{tag}"
 
 
-def holders_of(entries: Iterable[Entry], now: float) -> list[Holder]:
-    """Describe the entries in use, the longest held first."""
+def holders_of(entries: Iterable[Entry], now: float, tasks: bool = False) -> list[Holder]:
+    """Describe the entries in use, the longest held first (``tasks``: the holders are
+    asyncio task names)."""
     lent = sorted((e for e in entries if e.state is IN_USE), key=lambda e: e.checked_out_at)
     if not lent:
         return []
     names = {thread.ident: thread.name for thread in threading.enumerate()}
     return [
-        Holder(e.serial, max(0.0, now - e.checked_out_at), _name(e.holder, names), _site(e), e.tag)
+        Holder(
+            e.serial,
+            max(0.0, now - e.checked_out_at),
+            f"task {e.holder!r}" if tasks and e.holder is not None else _name(e.holder, names),
+            _site(e),
+            e.tag,
+        )
         for e in lent
     ]
 

@@ -167,7 +167,7 @@ class PoolCore(CoreFields):
         the oldest holders of the pool's connections."""
         return PoolTimeout(
             f"pool {self._config.name!r}: no connection available after {waited:.3f} s "
-            f"({self.counts()}){describe(holders_of(self._entries, now))}"
+            f"({self.counts()}){describe(holders_of(self._entries, now, self.task_holders))}"
         )
 
     def waited(self, seconds: float) -> None:

@@ -8,6 +8,7 @@ wait, and where blocking driver calls run, is the backend's business (backends.p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 from .._closing import green_wait_readable
 from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
+from .._core.holders import WRAPPERS, skip_in_sites
 from ..config import call_timeout
 from ..errors import PoolTimeout
 from ..holders import checkout_tag
@@ -138,9 +140,8 @@ class ConnectionPool(ConnectingPool):
         Reuses the most recently returned idle connection, opens a new one while below
         ``max_size``, or waits its turn (first come, first served) for one to be returned.
         Raises ``PoolTimeout``, ``ConnectTimeout``, ``PoolClosed``, ``TooManyWaiters``, or
-        the driver's own error from ``connect()``. ``tag`` names the checkout in
-        ``holders()`` and timeout messages (default: ``dbapi_pool.checkout_tag``'s value).
-        """
+        the driver's error. ``tag`` names the checkout in ``holders()`` and timeout
+        messages (default: ``dbapi_pool.checkout_tag``)."""
         if self._abandoned:
             self._collect_abandoned()
         if timeout is None:
@@ -159,6 +160,8 @@ class ConnectionPool(ConnectingPool):
                 # Who holds it, from where, with which tag: slot stores, no allocation.
                 got.holder = self._holder_id()
                 caller = _getframe().f_back  # None if get() is a green thread's function
+                while caller is not None and caller.f_code in WRAPPERS:  # connection()...
+                    caller = caller.f_back
                 if caller is not None:
                     got.site = caller.f_code
                     got.lasti = caller.f_lasti  # the line is worked out when asked
@@ -191,8 +194,7 @@ class ConnectionPool(ConnectingPool):
                     break
                 got = None
         except PoolTimeout:
-            if self._events.timeout:
-                self._events.emit("timeout", self, _monotonic() - start)
+            self._timed_out(start)
             raise
         with self._lock:
             self._state.waited(waited := _monotonic() - start)
@@ -422,9 +424,6 @@ class ConnectionPool(ConnectingPool):
         exception, and always return it to the pool. ``tag`` names the checkout in
         ``holders()`` and timeout messages."""
         conn = self.get(timeout, tag=tag)
-        entry = conn._entry
-        if entry is not None:  # the site is the with statement, not contextlib's frame
-            self._note_holder(entry, tag, 3)
         with conn:
             yield conn
 
@@ -438,3 +437,7 @@ class ConnectionPool(ConnectingPool):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+# A checkout's site is the caller of connection(), not the pool's own frames.
+skip_in_sites(ConnectionPool.connection, contextlib._GeneratorContextManager.__enter__)

@@ -41,6 +41,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
+from .._core.holders import skip_in_sites
 from .._drivers import profile_for
 from .._sync import ConnectionPool as _CorePool
 from ._eventlet_parts import (
@@ -452,6 +453,10 @@ class BaseConnectionPool(_CorePool):
         except Exception as exc:
             level = logging.DEBUG if quiet else logging.WARNING
             logger.log(level, "pool %r: Connection.close raised %r", self.name, exc)
+
+
+# A checkout's site is the caller of these, not the drop-in's own frames.
+skip_in_sites(BaseConnectionPool.get, BaseConnectionPool.item, BaseConnectionPool.connection)
 
 
 class TpooledConnectionPool(BaseConnectionPool):
