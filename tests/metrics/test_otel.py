@@ -91,9 +91,9 @@ class Collector:
         self.reader = InMemoryMetricReader()
         self.provider = MeterProvider(metric_readers=[self.reader], shutdown_on_exit=False)
 
-    def instrument(self, target: Any) -> otel.Instrumentation:
+    def instrument(self, target: Any, **options: Any) -> otel.Instrumentation:
         """Instrument ``target`` with this provider."""
-        return otel.instrument(target, meter_provider=self.provider)
+        return otel.instrument(target, meter_provider=self.provider, **options)
 
     def collect(self) -> Metrics:
         """Collect once."""
@@ -219,6 +219,23 @@ def test_histograms_count_the_checkouts_returns_and_connects(
         point = metrics.value(f"db.client.connection.{attr}", "p")
         assert_histogram_matches(point, getattr(stats, attr))
     assert metrics.value("db.client.connection.create_time", "p").min >= 0.002
+
+
+def test_histograms_false_leaves_them_out_and_keeps_the_rest(
+    reader: Collector, make_pool: Callable[..., ConnectionPool]
+) -> None:
+    pool = make_pool(FakeDatabase(), name="p")
+    handle = reader.instrument(pool, histograms=False)
+    held = pool.get()
+    metrics = reader.collect()
+    assert metrics.value("db.client.connection.count", "p", "used") == 1
+    for attr in ("wait_time", "use_time", "create_time"):
+        assert not metrics.points(f"db.client.connection.{attr}")
+    pool.put(held)
+    assert reader.instrument(pool) is handle  # now with the histograms
+    assert reader.collect().value("db.client.connection.use_time", "p").count == 1
+    with pytest.raises(TypeError, match="histograms must be True or False"):
+        reader.instrument(pool, histograms="no")
 
 
 def test_each_collection_replays_only_what_is_new(

@@ -37,15 +37,19 @@ collection:
   a bucket's width per value;
 * only ``min`` and ``max`` are synthetic: exact to within their bucket (x1.78).
 
-The costs, documented rather than hidden: one ``record()`` per counted value (10-15 µs
-with the Python SDK), paid by the collecting thread at collection time, never on the
-checkout path; a ``View`` that imposes other boundaries regroups the buckets (count and sum
-stay exact). A replayed histogram's first collection carries everything since the pool was
-created, like the ``timeouts`` counter. The values a pool counted between the last
-collection and its close are replayed once at the next collection; with cumulative
-temporality the SDK keeps exporting a closed pool's last histogram point (an API
-limitation: a synchronous instrument cannot retract a series), with delta temporality it
-stops.
+The costs, documented rather than hidden: one ``record()`` per counted value (15-25 µs with
+the Python SDK 1.45, two values per checkout), paid by the collecting thread at collection
+time, never on the checkout path, but it holds the GIL: on PostgreSQL ``SELECT 1`` with 16
+threads on 8 connections, 0.81x the throughput and a p99 x1.85 at a collection a second
+(``benchmarks/README.md``, "Instrumentation"). The replay lets the GIL go every
+``YIELD_EVERY`` values. ``instrument(..., histograms=False)`` leaves the three histograms
+out (the other metrics cost ~2 ms a collection). A ``View`` that imposes other boundaries
+regroups the buckets (count and sum stay exact). A replayed histogram's first collection
+carries everything since the pool was created, like the ``timeouts`` counter. The values a
+pool counted between the last collection and its close are replayed once at the next
+collection; with cumulative temporality the SDK keeps exporting a closed pool's last
+histogram point (an API limitation: a synchronous instrument cannot retract a series), with
+delta temporality it stops.
 
 Instrumenting twice
 -------------------
@@ -60,6 +64,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -101,6 +106,12 @@ _SIZES: tuple[tuple[str, str, str, _Read], ...] = (
     ("db.client.connection.pending_requests", "{request}",
      "The number of current pending requests for an open connection", lambda s: s.waiting),
 )  # fmt: skip
+
+
+#: Records replayed between two yields of the GIL (about 0.5 ms of the SDK's work): a
+#: collection after a busy interval replays thousands of values, and holding the GIL for
+#: all of them at once stalled the pool's callers (p99 x3-x12 in benchmarks/README.md).
+YIELD_EVERY = 32
 
 
 def replay_values(
@@ -147,9 +158,13 @@ class _Replayed:
         """Record into ``histogram`` the values ``timing`` counted since the last call."""
         delta = [max(0, now - done) for now, done in zip(timing.counts, self.counts, strict=True)]
         if any(delta):
+            recorded = 0
             for value, times in replay_values(delta, timing.sum - self.sum, timing.bounds):
                 for _ in range(times):
                     histogram.record(value, attrs)
+                    recorded += 1
+                    if recorded % YIELD_EVERY == 0:
+                        time.sleep(0)  # let the pool's callers have the GIL meanwhile
         # A count can go down (a hand-over taken back): hold at the replayed level.
         self.counts = [max(now, done) for now, done in zip(timing.counts, self.counts, strict=True)]
         self.sum = timing.sum
@@ -158,10 +173,18 @@ class _Replayed:
 class Instrumentation:
     """The handle ``instrument()`` returns: one target exported through one meter provider."""
 
-    def __init__(self, exporter: _Exporter, target: Any, meter_provider: MeterProvider) -> None:
+    def __init__(
+        self,
+        exporter: _Exporter,
+        target: Any,
+        meter_provider: MeterProvider,
+        histograms: bool = True,
+    ) -> None:
         self._exporter = exporter
         self._target = weakref.ref(target)
         self.meter_provider = meter_provider
+        #: Whether the target's timings are replayed into the three histograms.
+        self.histograms = histograms
 
     @property
     def target(self) -> Any:
@@ -244,11 +267,12 @@ class _Exporter:
             if handle in self._handles:
                 self._handles.remove(handle)
 
-    def _pools(self) -> list[Any]:
-        """Return the open pools of the live targets, each once."""
+    def _pools(self, *, histograms: bool = False) -> list[Any]:
+        """Return the open pools of the live targets (``histograms``: of the targets
+        whose timings are replayed), each once."""
         with self._lock:
             self._handles = [h for h in self._handles if h.target is not None]
-            targets = [h.target for h in self._handles]
+            targets = [h.target for h in self._handles if h.histograms or not histograms]
         found: dict[int, Any] = {}
         for target in targets:
             for pool in pools_of(target, _EXPORTER):
@@ -269,7 +293,7 @@ class _Exporter:
 
     def _observe_count(self, options: CallbackOptions) -> Iterable[Observation]:
         pools = self._pools()
-        self._replay(pools)
+        self._replay(self._pools(histograms=True))
         observations = []
         for pool in pools:
             stats = pool.stats()
@@ -300,12 +324,20 @@ _exporters: weakref.WeakKeyDictionary[Any, _Exporter] = weakref.WeakKeyDictionar
 _exporters_lock = threading.Lock()
 
 
-def instrument(target: Any, meter_provider: MeterProvider | None = None) -> Instrumentation:
+def instrument(
+    target: Any, meter_provider: MeterProvider | None = None, *, histograms: bool = True
+) -> Instrumentation:
     """Export the statistics of a pool, or of every pool of a connector, as OpenTelemetry
     metrics through ``meter_provider`` (default: the global one); return the handle.
 
-    A target already instrumented with this provider gets its existing handle back.
+    ``histograms=False`` leaves out the wait, use and create time histograms, whose values
+    the SDK records one by one (15-25 µs each in SDK 1.45, two per checkout: see the
+    module's notes); the pool's own percentiles stay in ``stats()`` and Prometheus. A
+    target already instrumented with this provider gets its existing handle back (with
+    ``histograms`` as given now).
     """
+    if not isinstance(histograms, bool):
+        raise TypeError(f"{_EXPORTER}: histograms must be True or False, got {histograms!r}")
     check_target(target, _EXPORTER)
     provider = metrics.get_meter_provider() if meter_provider is None else meter_provider
     if not callable(getattr(provider, "get_meter", None)):
@@ -321,8 +353,9 @@ def instrument(target: Any, meter_provider: MeterProvider | None = None) -> Inst
             )
         handle = exporter.handle_for(target)
         if handle is None:
-            handle = Instrumentation(exporter, target, provider)
+            handle = Instrumentation(exporter, target, provider, histograms)
             exporter.add(handle)
+        handle.histograms = histograms
     return handle
 
 
