@@ -106,6 +106,8 @@ class PoolBase:
       is not checked. ``AsyncConnectionPool`` also takes coroutine functions for both
       (awaited on the loop with an async connection, as ``get()`` lends; the others
       refuse one with ``TypeError``).
+    - ``listeners``: objects told of the pool's events (see
+      :class:`~dbapi_pool.listeners.PoolListener`); more with ``add_listener()``.
     """
 
     def __init__(self, module: Any, *args: Any, **kwargs: Any) -> None:

@@ -27,8 +27,9 @@ class _Connector(Generic[PoolT]):
     ``credentials`` maps a host name to the ``connect()`` keywords for it (user, password,
     port...); the ``'default'`` entry serves hosts without their own. Other keywords are
     pool settings (or connect keywords) given to every pool; ``conn_pool`` is the pool
-    class. The database keyword suits the driver (``db`` for MySQLdb, ``database`` for
-    PyMySQL, ``dbname`` for psycopg).
+    class. Each pool is named ``host/database`` (``name:host/database`` under a ``name``
+    given to the connector), so that metrics tell them apart. The database keyword suits
+    the driver (``db`` for MySQLdb, ``database`` for PyMySQL, ``dbname`` for psycopg).
     """
 
     def __init__(
