@@ -16,6 +16,7 @@ The configurations add, to a pool otherwise the same:
   checkins, connects and closes and summing their times under a lock;
 - ``otel``: ``dbapi_pool.metrics.otel.instrument()`` with an SDK ``MeterProvider`` whose
   ``InMemoryMetricReader`` a thread reads every ``--interval`` (1 s);
+- ``otel-nohist``: the same with ``histograms=False`` (no replayed histograms);
 - ``prometheus``: a ``PoolCollector`` on a fresh ``CollectorRegistry`` that a thread renders
   with ``generate_latest()`` every ``--interval``;
 - ``all``: the listener and both exporters.
@@ -61,6 +62,7 @@ CONFIGS = {
     "off2": (),
     "listener": ("listener",),
     "otel": ("otel",),
+    "otel-nohist": ("otel-nohist",),
     "prometheus": ("prometheus",),
     "all": ("listener", "otel", "prometheus"),
 }
@@ -129,14 +131,20 @@ class Collector:
         self._thread.join()
 
 
-def _otel(pool: Any, interval: float) -> tuple[Collector, Callable[[], None]]:
-    from dbapi_pool.metrics.otel import instrument
+def _otel(
+    pool: Any, interval: float, histograms: bool = True
+) -> tuple[Collector, Callable[[], None]]:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+    from dbapi_pool.metrics.otel import instrument
+
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
-    handle = instrument(pool, meter_provider=provider)
+    if histograms:
+        handle = instrument(pool, meter_provider=provider)
+    else:  # the option came with the cost measured here
+        handle = instrument(pool, meter_provider=provider, histograms=False)
 
     def check_and_stop() -> None:
         data = reader.get_metrics_data()
@@ -149,8 +157,9 @@ def _otel(pool: Any, interval: float) -> tuple[Collector, Callable[[], None]]:
 
 
 def _prometheus(pool: Any, interval: float) -> tuple[Collector, Callable[[], None]]:
-    from dbapi_pool.metrics.prometheus import PoolCollector
     from prometheus_client import CollectorRegistry, generate_latest
+
+    from dbapi_pool.metrics.prometheus import PoolCollector
 
     registry = CollectorRegistry()
     collector = PoolCollector(pool)
@@ -175,7 +184,11 @@ def preparer(parts: Sequence[str], interval: float) -> ba.Prepare:
             pool.add_listener(listener)
         exporters = [
             make(pool, interval)
-            for name, make in (("otel", _otel), ("prometheus", _prometheus))
+            for name, make in (
+                ("otel", _otel),
+                ("otel-nohist", lambda p, i: _otel(p, i, histograms=False)),
+                ("prometheus", _prometheus),
+            )
             if name in parts
         ]
 
@@ -202,6 +215,7 @@ def probe() -> None:
     modules = {
         "listener": ["dbapi_pool.listeners"],
         "otel": ["opentelemetry.sdk.metrics", "dbapi_pool.metrics.otel"],
+        "otel-nohist": ["opentelemetry.sdk.metrics", "dbapi_pool.metrics.otel"],
         "prometheus": ["prometheus_client", "dbapi_pool.metrics.prometheus"],
     }
     missing: dict[str, str | None] = {}

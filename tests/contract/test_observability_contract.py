@@ -243,3 +243,20 @@ def test_a_checkout_from_another_thread_names_its_site(
     runner.join()
     assert pool.holders()[0].site.endswith("in <lambda>")
     pool.put(got[0])
+
+
+def test_stats_serialise_as_they_are(db: FakeDatabase, make_pool: MakePool) -> None:
+    """``json.dumps(stats.as_dict())`` and ``dataclasses.asdict(stats)`` both work (the
+    closes were a mappingproxy, which neither could take); the counts stay read-only."""
+    import dataclasses
+    import json
+
+    pool = make_pool(db, max_idle=0)
+    pool.put(pool.get())
+    stats = pool.stats()
+    data = json.loads(json.dumps(stats.as_dict()))
+    assert data["closes"]["close_on_return"] == 1 and data["checkouts"] == 1
+    assert data["use_time"]["count"] == 1 and data["use_time"]["p50"] is not None
+    assert json.loads(json.dumps(dataclasses.asdict(stats)))["closes"]["close_on_return"] == 1
+    with pytest.raises(TypeError, match="read-only"):
+        stats.closes["broken"] = 5  # type: ignore[index]

@@ -16,7 +16,7 @@ from ..errors import PoolError
 from .entries import CHECKING, CLOSED, DETACHED, IDLE, IN_USE, Entry, Waiter
 from .holders import Holder, holders_of
 from .state import PING, PROBE, PoolCore
-from .stats import PoolStats
+from .stats import Counts, PoolStats
 
 __all__ = ["PoolState"]
 
@@ -213,7 +213,6 @@ class PoolState(PoolCore):
 
     def snapshot(self) -> PoolStats:
         """Return a frozen copy of the sizes and counters."""
-        from types import MappingProxyType
 
         return PoolStats(
             name=self._config.name,
@@ -224,7 +223,7 @@ class PoolState(PoolCore):
             in_use=self.in_use,
             connecting=self._connecting,
             waiting=len(self._waiters),
-            closes=MappingProxyType(dict(self._closes)),
+            closes=Counts(self._closes),
             wait_time=self._wait.snapshot(self._counters["checkouts"] - sum(self._wait.counts)),
             use_time=self._use.snapshot(),
             create_time=self._create.snapshot(),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from dataclasses import asdict, dataclass, field
+from typing import Any, NoReturn
 
 from .timings import TimingStats
 
-__all__ = ["CLOSE_REASONS", "PoolStats"]
+__all__ = ["CLOSE_REASONS", "Counts", "PoolStats"]
 
 #: Why connections get closed; ``PoolStats.closes`` counts each.
 CLOSE_REASONS = (
@@ -28,8 +28,21 @@ CLOSE_REASONS = (
 )
 
 
+class Counts(dict[str, int]):
+    """A read-only ``dict`` of counts (``PoolStats.closes``): a plain dict to
+    ``json.dumps`` and ``dataclasses.asdict``, but not to be changed."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("a stats snapshot's counts are read-only")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _read_only
+    __ior__ = _read_only
+
+
 def _empty_closes() -> Mapping[str, int]:
-    return MappingProxyType(dict.fromkeys(CLOSE_REASONS, 0))
+    return Counts(dict.fromkeys(CLOSE_REASONS, 0))
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,24 @@ class PoolStats:
     use_time: TimingStats = field(default_factory=TimingStats)
     #: How long each successful connect (and ``configure``) took.
     create_time: TimingStats = field(default_factory=TimingStats)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the snapshot as plain data for ``json.dumps``: every field, ``closes`` a
+        dict, each timing a dict of its ``count``, ``sum``, ``counts`` per bucket and
+        ``p50``/``p90``/``p99`` estimates (``bounds``: ``TimingStats.bounds``)."""
+        data = asdict(self)
+        data["closes"] = dict(self.closes)
+        for name in ("wait_time", "use_time", "create_time"):
+            timing: TimingStats = getattr(self, name)
+            data[name] = {
+                "count": timing.count,
+                "sum": timing.sum,
+                "counts": list(timing.counts),
+                "p50": timing.p50,
+                "p90": timing.p90,
+                "p99": timing.p99,
+            }
+        return data
 
     @property
     def closed_total(self) -> int:

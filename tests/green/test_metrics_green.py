@@ -1,0 +1,63 @@
+"""Observability under gevent and eventlet (patched and not) with real drivers: both
+exporters, listeners, holders and the PoolTimeout message (metrics_scenarios.py, one
+subprocess per mode: monkey-patching cannot be undone)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).parent
+MODES = ["gevent-patched", "eventlet-patched", "gevent", "eventlet"]
+QUERIES = 20
+
+
+def results_of(mode: str) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "ignore::DeprecationWarning",
+            str(HERE / "metrics_scenarios.py"),
+            mode,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=HERE.parent.parent,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.postgres
+@pytest.mark.mariadb
+@pytest.mark.parametrize("mode", MODES)
+def test_exporters_listeners_and_holders_of_green_pools(mode: str) -> None:
+    results = results_of(mode)
+    assert [r["driver"] for r in results] == ["psycopg2", "pymysql"]
+    for result in results:
+        case = f"{mode} {result['driver']} offloaded={result['offloaded']}"
+        events = result["events"]
+        assert events["checkout"] == QUERIES + 2, case
+        assert events["checkin"] == QUERIES, case
+        assert (events["wait"], events["timeout"]) == (1, 1), case
+        assert 1 <= events["connect"] <= 2, case
+        values = result["otel"]
+        assert values["db.client.connection.count.used"] == 2, case
+        assert values["db.client.connection.count.idle"] == 0, case
+        assert values["db.client.connection.max"] == 2, case
+        assert values["db.client.connection.timeouts"] == 1, case
+        assert values["db.client.connection.use_time"] == QUERIES, case
+        assert values["db.client.connection.wait_time"] == QUERIES + 2, case
+        assert values["db.client.connection.create_time"] == events["connect"], case
+        assert result["stats_wait_count"] == QUERIES + 2, case
+        assert result["prometheus_checkouts"] and result["prometheus_used"], case
+        assert sorted(tag for tag, _ in result["holders"]) == ["holder-0", "holder-1"], case
+        assert all(who.startswith("greenlet") for _, who in result["holders"]), case
+        assert result["timeout_names_holders"], case
