@@ -426,7 +426,7 @@ class PoolBase:
             caller: Any = sys._getframe(depth)
         except ValueError:  # get() was a thread's or task's own function: no caller
             caller = None
-        while caller is not None and caller.f_code in WRAPPERS:
+        while caller is not None and id(caller.f_code) in WRAPPERS:
             caller = caller.f_back
         if caller is None:
             entry.site = None

@@ -20,16 +20,18 @@ __all__ = ["WRAPPERS", "Holder", "describe", "holders_of", "skip_in_sites"]
 #: Holders named in a ``PoolTimeout`` message (the oldest first).
 NAMED_IN_TIMEOUT = 3
 
-#: Code objects of the pool's own wrappers around ``get()`` (``connection()``, contextlib's
-#: ``__enter__``, the drop-in's ``get()``...): a checkout's site is the first frame above
-#: ``get()`` that is none of these, found with one set lookup per frame.
-WRAPPERS: set[Any] = set()
+#: The ids of the code objects of the pool's own wrappers around ``get()`` (``connection()``,
+#: contextlib's ``__enter__``, the drop-in's ``get()``...): a checkout's site is the first
+#: frame above ``get()`` that is none of these, found with one set lookup per frame.
+WRAPPERS: set[int] = set()
 
 
 def skip_in_sites(*functions: Any) -> None:
-    """Have checkout sites skip these functions' frames (the pool's own wrappers)."""
+    """Have checkout sites skip these functions' frames (the pool's own wrappers); kept
+    by ``id()`` of their code objects (which live as long as the module), since hashing a
+    code object hashes its whole contents."""
     for function in functions:
-        WRAPPERS.add(getattr(function, "__wrapped__", function).__code__)
+        WRAPPERS.add(id(getattr(function, "__wrapped__", function).__code__))
 
 
 @dataclass(frozen=True)

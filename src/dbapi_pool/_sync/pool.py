@@ -20,7 +20,7 @@ from typing import Any
 
 from .._closing import green_wait_readable
 from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
-from .._core.holders import WRAPPERS, skip_in_sites
+from .._core.holders import skip_in_sites
 from ..config import call_timeout
 from ..errors import PoolTimeout
 from ..holders import checkout_tag
@@ -159,13 +159,12 @@ class ConnectionPool(ConnectingPool):
                     self._record_borrower(got)
                 # Who holds it, from where, with which tag: slot stores, no allocation.
                 got.holder = self._holder_id()
-                caller = _getframe().f_back  # None if get() is a green thread's function
-                while caller is not None and caller.f_code in WRAPPERS:  # connection()...
-                    caller = caller.f_back
-                if caller is not None:
-                    got.site = caller.f_code
-                    got.lasti = caller.f_lasti  # the line is worked out when asked
-                else:
+                try:  # one frame object made (_getframe().f_back makes two)
+                    caller: Any = _getframe(1)
+                    if caller.f_code is _CONNECTION_CODE:  # connection(), contextlib's enter
+                        caller = caller.f_back.f_back
+                    got.site, got.lasti = caller.f_code, caller.f_lasti  # line: when asked
+                except (ValueError, AttributeError):  # no caller: a green thread's function
                     got.site = None
                 got.tag = checkout_tag.get() if tag is None else tag
                 if self._events.checkout:
@@ -439,5 +438,8 @@ class ConnectionPool(ConnectingPool):
         self.close()
 
 
-# A checkout's site is the caller of connection(), not the pool's own frames.
+# A checkout's site is the caller of connection(), not the pool's own frames: get() tells
+# connection()'s frame by identity (hashing a code object costs more than the rest of the
+# note); the other paths look the wrappers up in WRAPPERS.
 skip_in_sites(ConnectionPool.connection, contextlib._GeneratorContextManager.__enter__)
+_CONNECTION_CODE = ConnectionPool.connection.__wrapped__.__code__  # type: ignore[attr-defined]
