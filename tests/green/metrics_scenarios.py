@@ -106,7 +106,7 @@ def query(pool: ConnectionPool) -> None:
 
 def run(driver: str, module: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     name = f"green-{driver}"
-    pool = ConnectionPool(module, max_size=2, timeout=10, name=name, **kwargs)
+    pool = ConnectionPool(module, backend=BACKEND, max_size=2, timeout=10, name=name, **kwargs)
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     otel.instrument(pool, meter_provider=provider)
@@ -147,6 +147,7 @@ def run(driver: str, module: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         "holders": [[h.tag, h.holder] for h in holders],
         "timeout_names_holders": "[holder-0]" in message and "[holder-1]" in message,
         "stats_wait_count": pool.stats().wait_time.count,
+        "stats_waits": pool.stats().waits,
     }
 
 

@@ -45,8 +45,9 @@ def test_exporters_listeners_and_holders_of_green_pools(mode: str) -> None:
         case = f"{mode} {result['driver']} offloaded={result['offloaded']}"
         events = result["events"]
         assert events["checkout"] == QUERIES + 2, case
-        assert events["checkin"] == QUERIES, case
-        assert (events["wait"], events["timeout"]) == (1, 1), case
+        assert events["checkin"] == QUERIES + 2, case  # the holders put theirs back last
+        # The queries queued behind the two connections, then the one that timed out.
+        assert events["wait"] == result["stats_waits"] >= 2 and events["timeout"] == 1, case
         assert 1 <= events["connect"] <= 2, case
         values = result["otel"]
         assert values["db.client.connection.count.used"] == 2, case
