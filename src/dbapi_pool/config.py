@@ -138,15 +138,6 @@ def _flag(pool: str, setting: str, value: object) -> bool:
     return value
 
 
-def _callable(pool: str, setting: str, value: object) -> object:
-    if value is not None and not callable(value):
-        raise TypeError(
-            f"pool {pool!r}: {setting} must be a callable returning connect() keywords "
-            f"(called for each new connection), got {type(value).__name__}"
-        )
-    return value
-
-
 def _listeners(pool: str, setting: str, value: object) -> tuple[Any, ...]:
     if value is None:
         return ()
@@ -158,18 +149,25 @@ def _listeners(pool: str, setting: str, value: object) -> tuple[Any, ...]:
     return tuple(value)
 
 
-#: The lifecycle hooks, and when each runs (for the error naming a bad one).
+#: The lifecycle hooks, and when each runs.
 HOOKS = {
     "configure": "on each new connection before it is first lent",
     "check": "on each checkout of an idle connection",
 }
+#: What each callable setting must be (for the error naming a bad one).
+CALLABLES = {
+    "connect_args": "a callable returning connect() keywords (called for each new connection)",
+    **{
+        hook: f"None or a callable taking the connection (run {when})"
+        for hook, when in HOOKS.items()
+    },
+}
 
 
-def _hook(pool: str, setting: str, value: object) -> object:
+def _callable(pool: str, setting: str, value: object) -> object:
     if value is not None and not callable(value):
         raise TypeError(
-            f"pool {pool!r}: {setting} must be None or a callable taking the connection "
-            f"(run {HOOKS[setting]}), got {type(value).__name__}"
+            f"pool {pool!r}: {setting} must be {CALLABLES[setting]}, got {type(value).__name__}"
         )
     return value
 
@@ -206,8 +204,8 @@ _VALIDATORS: dict[str, Callable[[str, str, object], Any]] = {
         pool, setting, value, allow_none=True, positive=True
     ),
     "listeners": _listeners,
-    "configure": _hook,
-    "check": _hook,
+    "configure": _callable,
+    "check": _callable,
 }
 
 #: The names of the pool settings (with ``name``): every other keyword goes to the driver.

@@ -24,3 +24,26 @@ elif MODE == "eventlet-patched":
 #: The pool's ``backend=``: ``"gevent"`` or ``"eventlet"``.
 BACKEND = MODE.removesuffix("-patched")
 PATCHED = MODE.endswith("-patched")
+
+# The mode's green primitives, for the scenario scripts.
+if BACKEND == "gevent":
+    import gevent
+
+    spawn = gevent.spawn
+    green_sleep = gevent.sleep
+else:
+    import eventlet
+
+    spawn = eventlet.spawn
+    green_sleep = eventlet.sleep
+
+
+def result_of(thread: object) -> object:
+    """Wait for a green thread and return its result (or raise its exception)."""
+    return thread.get() if BACKEND == "gevent" else thread.wait()  # type: ignore[attr-defined]
+
+
+def run_green(fns: list[object]) -> list[object]:
+    """Run each function in a green thread of its own; return their results in order."""
+    threads = [spawn(fn) for fn in fns]
+    return [result_of(thread) for thread in threads]

@@ -11,30 +11,18 @@ test_hooks_green.py reads the results.
 
 from __future__ import annotations
 
-from greenmode import BACKEND, MODE  # monkey-patches: before every other import
+from greenmode import (  # monkey-patches: before every other import
+    BACKEND,
+    MODE,
+    green_sleep,
+    run_green,
+)
 
 # isort: split
 
 import json
 import time
 from typing import Any
-
-if BACKEND == "gevent":
-    import gevent
-
-    def run_green(fns: list[Any]) -> list[Any]:
-        threads = [gevent.spawn(fn) for fn in fns]
-        return [t.get() for t in threads]
-
-    green_sleep: Any = gevent.sleep
-else:
-    import eventlet
-
-    def run_green(fns: list[Any]) -> list[Any]:
-        threads = [eventlet.spawn(fn) for fn in fns]
-        return [t.wait() for t in threads]
-
-    green_sleep = eventlet.sleep
 
 import MySQLdb
 import psycopg2

@@ -11,24 +11,12 @@ test_metrics_green.py checks it.
 
 from __future__ import annotations
 
-from greenmode import BACKEND, MODE  # monkey-patches: before every other import
+from greenmode import BACKEND, MODE, result_of, spawn  # monkey-patches: before every other import
 
 # isort: split
 
 import json
-from collections.abc import Callable
 from typing import Any
-
-if BACKEND == "gevent":
-    import gevent
-
-    spawn: Callable[..., Any] = gevent.spawn
-    green_sleep: Callable[[float], Any] = gevent.sleep
-else:
-    import eventlet
-
-    spawn = eventlet.spawn
-    green_sleep = eventlet.sleep
 
 import psycopg2
 import pymysql
@@ -115,7 +103,7 @@ def run(driver: str, module: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     heard = Heard()
     pool.add_listener(heard)
     for worker in [spawn(query, pool) for _ in range(QUERIES)]:
-        worker.wait() if BACKEND == "eventlet" else worker.join()
+        result_of(worker)
     held: list[Any] = []
 
     def hold(tag: str) -> None:
@@ -123,7 +111,7 @@ def run(driver: str, module: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             held.append(pool.get())
 
     for holder in [spawn(hold, f"holder-{i}") for i in range(2)]:
-        holder.wait() if BACKEND == "eventlet" else holder.join()
+        result_of(holder)
     try:
         pool.get(timeout=0.1)
         message = ""

@@ -11,7 +11,13 @@ closes the socket, so there they are polled (up to 5 s).
 
 from __future__ import annotations
 
-from greenmode import BACKEND, MODE  # monkey-patches: before every other import
+from greenmode import (  # monkey-patches: before every other import
+    BACKEND,
+    MODE,
+    green_sleep,
+    result_of,
+    spawn,
+)
 
 # isort: split
 
@@ -19,17 +25,6 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
-
-if BACKEND == "gevent":
-    import gevent
-
-    spawn: Callable[..., Any] = gevent.spawn
-    green_sleep: Callable[[float], Any] = gevent.sleep
-else:
-    import eventlet
-
-    spawn = eventlet.spawn
-    green_sleep = eventlet.sleep
 
 import MySQLdb
 import psycopg2
@@ -157,7 +152,7 @@ def run_case(name: str, module: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     waiter = spawn(lambda: pool.get(timeout=20))
     eventually(lambda: pool.stats().waiting == 1)
     pool.resume()
-    got = waiter.get() if BACKEND == "gevent" else waiter.wait()
+    got = result_of(waiter)
     result["resumed_served"] = server.session(got) > 0
     pool.put(got)
     pool.close()

@@ -4,35 +4,16 @@ subprocess per mode: monkey-patching cannot be undone)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from scenario_runner import MODES, scenario_lines
 
-HERE = Path(__file__).parent
-MODES = ["gevent-patched", "eventlet-patched", "gevent", "eventlet"]
 QUERIES = 20
 
 
 def results_of(mode: str) -> list[dict[str, Any]]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "ignore::DeprecationWarning",
-            str(HERE / "metrics_scenarios.py"),
-            mode,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=HERE.parent.parent,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return scenario_lines("metrics_scenarios.py", mode)
 
 
 @pytest.mark.postgres

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
@@ -71,3 +73,13 @@ def poll(what: str, attempt: Callable[[], T | None], timeout: float = TIMEOUT) -
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what} ({last!r})")
         time.sleep(0.05)
+
+
+def terminate(process: subprocess.Popen[Any]) -> None:
+    """Stop a server the test started: SIGTERM, then SIGKILL after 30 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

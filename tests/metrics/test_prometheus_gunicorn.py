@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import Samples, free_port, get, parse, poll, value
+from .support import Samples, free_port, get, parse, poll, terminate, value
 
 HERE = Path(__file__).resolve().parent
 APPS = HERE / "apps"
@@ -59,12 +59,7 @@ class Gunicorn:
         return parse(get(self.url + "/metrics"))
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
         self.log.seek(0)
         output = self.log.read().decode(errors="replace")
         self.log.close()

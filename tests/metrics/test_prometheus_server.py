@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import signal
 import subprocess
 import urllib.parse
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from dbapi_pool import ConnectionPool
 from dbapi_pool.metrics.prometheus import PoolCollector
 
-from .support import DASHBOARD, PG, TIMEOUT, free_port, get, poll
+from .support import DASHBOARD, PG, TIMEOUT, free_port, get, poll, terminate
 
 CONFIG = """
 global:
@@ -77,12 +76,7 @@ class Prometheus:
         return float(result[0]["value"][1])
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
         self.log.close()
         shutil.rmtree(self.data, ignore_errors=True)
 
