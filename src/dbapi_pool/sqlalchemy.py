@@ -59,6 +59,8 @@ greenlet bridge, which must run on the event loop's thread, while dbapi-pool's
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import weakref
 from typing import Any
 
@@ -67,6 +69,7 @@ from sqlalchemy.pool import Pool as SAPool
 from sqlalchemy.pool.base import _ConnectionRecord
 
 from dbapi_pool import ConnectionPool, DriverProfile, PoolStats, PoolTimeout, register_profile
+from dbapi_pool.holders import skip_in_sites
 
 __all__ = ["Pool"]
 
@@ -309,3 +312,47 @@ class Pool(SAPool):
         """Return how many open connections exceed ``pool_size`` (negative: room left)."""
         stats = self._inner.stats()
         return stats.idle + stats.in_use - self._pool_size
+
+
+#: The SQLAlchemy modules between the application and ``_do_get()`` (Core and ORM).
+_LAYERS = (
+    "sqlalchemy.engine.base",
+    "sqlalchemy.pool.base",
+    "sqlalchemy.orm.session",
+    "sqlalchemy.orm.state_changes",  # the decorator around SessionTransaction's methods
+)
+
+
+class _Code:
+    """Stand for a function whose code is all there is (a closure made at call time)."""
+
+    def __init__(self, code: Any) -> None:
+        self.__code__ = code
+
+
+def _nested(code: Any) -> list[_Code]:
+    """Return the code of the functions defined inside ``code`` (at any depth)."""
+    found = []
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            found.append(_Code(const))
+            found.extend(_nested(const))
+    return found
+
+
+def _skip_sqlalchemy_frames() -> None:
+    """Make a holder's site the application's line that checked out (engine.connect(),
+    a Session's query), not SQLAlchemy's or this module's."""
+    functions: list[Any] = [Pool._do_get]
+    for name in _LAYERS:
+        for cls in vars(importlib.import_module(name)).values():
+            if inspect.isclass(cls) and cls.__module__ == name:
+                for member in vars(cls).values():
+                    function = getattr(member, "__func__", member)  # classmethods too
+                    if inspect.isfunction(function):
+                        functions.append(function)
+                        functions.extend(_nested(inspect.unwrap(function).__code__))
+    skip_in_sites(*functions)
+
+
+_skip_sqlalchemy_frames()

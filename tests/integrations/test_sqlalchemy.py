@@ -227,6 +227,7 @@ def test_pool_timeout_raises_sqlalchemy_timeout_naming_the_holders() -> None:
     assert 0.25 < time.monotonic() - started < 5
     message = str(caught.value)
     assert "held by #" in message and "MainThread" in message and "max=2" in message
+    assert f"{__file__}:" in message  # the site of each holder: this test's lines
     assert isinstance(caught.value.__cause__, PoolTimeout)
     for conn in held:
         conn.close()
@@ -317,3 +318,18 @@ def test_gevent_greenlets_share_the_pool() -> None:
     assert result["backend"] == "gevent"
     assert result["pids"] == 3
     assert result["elapsed"] < 1.6  # 12 x 0.2 s over 3 connections: 0.8 s; serial: 2.4 s
+
+
+def test_holders_name_the_applications_line_for_core_and_orm() -> None:
+    engine = pg_engine(app_name(), pool_size=2, max_overflow=0)
+    core = engine.connect()
+    session = Session(engine)
+    session.execute(sa.text("select 1"))
+    sites = [holder.site for holder in engine.pool.dbapi_pool.holders()]
+    assert [site.split(" in ")[-1] for site in sites] == [
+        "test_holders_name_the_applications_line_for_core_and_orm"
+    ] * 2
+    assert all(site.startswith(__file__) for site in sites)
+    session.close()
+    core.close()
+    engine.dispose()
