@@ -257,7 +257,8 @@ class Pool(SAPool):
     def _do_return_conn(self, record: Any) -> None:
         item = self._lent.pop(record, None)
         if item is not None:
-            self._inner.put(item.proxy)
+            proxy, item.proxy = item.proxy, None
+            self._inner.put(proxy)
 
     def recreate(self) -> Pool:
         """Return a new pool of the same settings and events (``Engine.dispose()``)."""

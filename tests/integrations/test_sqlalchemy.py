@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -131,8 +132,9 @@ def test_mariadb_engine_commits_through_the_pool() -> None:
         engine.dispose()
 
 
-def test_pool_events_fire_in_order() -> None:
-    engine = pg_engine(app_name(), pool_size=1, max_overflow=0)
+def events_of(poolclass: type[sa.pool.Pool]) -> list[str]:
+    """Run connect, checkout, checkin, invalidate and dispose; return the events seen."""
+    engine = sa.create_engine(PG2, poolclass=poolclass, pool_size=1, max_overflow=0)
     seen: list[str] = []
     for name in ("first_connect", "connect", "checkout", "checkin", "reset", "invalidate", "close"):
         event.listen(engine, name, lambda *args, name=name: seen.append(name))
@@ -140,18 +142,21 @@ def test_pool_events_fire_in_order() -> None:
         conn.execute(sa.text("select 1"))
     with engine.connect() as conn:
         conn.invalidate()
+    with engine.connect() as conn:
+        conn.execute(sa.text("select 1"))
     engine.dispose()
-    assert seen == [
-        "first_connect",
-        "connect",
-        "checkout",
-        "reset",
-        "checkin",
-        "checkout",
-        "invalidate",
-        "close",
-        "checkin",
+    return seen
+
+
+def test_pool_events_fire_in_queuepools_order() -> None:
+    once = ["checkout", "reset", "checkin"]
+    expected = [
+        *["first_connect", "connect", *once],
+        *["checkout", "invalidate", "close", "checkin"],
+        *["connect", *once, "close"],
     ]
+    assert events_of(sa.pool.QueuePool) == expected
+    assert events_of(Pool) == expected
 
 
 def test_pre_ping_replaces_a_terminated_session() -> None:
@@ -332,4 +337,65 @@ def test_holders_name_the_applications_line_for_core_and_orm() -> None:
     assert all(site.startswith(__file__) for site in sites)
     session.close()
     core.close()
+    engine.dispose()
+
+
+def test_max_idle_closes_idle_sessions_on_the_server() -> None:
+    app = app_name()
+    engine = pg_engine(app, pool_size=2, dbapi_pool={"max_idle": 0.3})
+    with engine.connect() as conn:
+        conn.execute(sa.text("select 1"))
+    assert sessions(app) == 1
+    deadline = time.monotonic() + 5
+    while sessions(app) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sessions(app) == 0
+    assert engine.pool.stats().closes.get("max_idle") == 1
+    engine.dispose()
+
+
+def test_leak_timeout_warns_with_the_borrowers_line(caplog: pytest.LogCaptureFixture) -> None:
+    engine = pg_engine(app_name(), pool_size=1, dbapi_pool={"leak_timeout": 0.2})
+    with caplog.at_level("WARNING", logger="dbapi_pool"):
+        conn = engine.connect()  # the leak
+        deadline = time.monotonic() + 5
+        while "leak_timeout" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+    conn.close()
+    engine.dispose()
+    assert "leak_timeout=0.2" in caplog.text
+    assert "conn = engine.connect()  # the leak" in caplog.text
+
+
+def test_a_forked_child_opens_its_own_sessions_and_leaves_the_parents() -> None:
+    engine = pg_engine(app_name(), pool_size=1, max_overflow=0)
+    with engine.connect() as conn:
+        parent_pid = backend_pid(conn)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child)
+        try:
+            with engine.connect() as conn:
+                os.write(write, str(backend_pid(conn)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child_pid = int(os.read(read, 100))
+    os.close(read)
+    os.waitpid(child, 0)
+    assert child_pid != parent_pid
+    with engine.connect() as conn:  # the parent's session was left alone: still the same
+        assert backend_pid(conn) == parent_pid
+    engine.dispose()
+
+
+def test_connect_errors_reach_sqlalchemy_as_the_drivers_own() -> None:
+    import psycopg2
+
+    engine = sa.create_engine("postgresql+psycopg2://postgres@127.0.0.1:1/test", poolclass=Pool)
+    for _ in range(2):
+        with pytest.raises(sa.exc.OperationalError) as caught:
+            engine.connect()
+        assert isinstance(caught.value.orig, psycopg2.OperationalError)
+    assert engine.pool.checkedout() == 0
     engine.dispose()
