@@ -51,6 +51,9 @@ checked out when they come back; QueuePool keeps those); an invalidated record i
 discarded rather than reconnected in place (a fresh record takes its slot, firing
 ``connect`` again); idle connections close after ``max_idle`` (dbapi-pool's default,
 10 s). ``connect_timeout`` is off unless set: with it, connects run in a helper thread.
+A connection never closed, caught in a reference cycle, comes back from SQLAlchemy's
+garbage-collection hook through ``put()``, which takes dbapi-pool's (non-reentrant) lock:
+close connections (``with engine.connect()``), as SQLAlchemy asks anyway.
 ``create_async_engine`` is not supported: an asyncio dialect connects through SQLAlchemy's
 greenlet bridge, which must run on the event loop's thread, while dbapi-pool's
 ``AsyncConnectionPool`` opens connections in threads it owns, and the blocking
