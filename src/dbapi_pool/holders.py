@@ -7,6 +7,10 @@ checkout made meanwhile, in that thread, green thread or asyncio task, carries i
         handle_request()
 
 A ``tag=`` given to ``get()`` or ``connection()`` wins over it.
+
+A layer that calls ``get()`` for its users (a framework's pool class, a helper of the
+application's) names its functions with :func:`skip_in_sites`, so that a holder's site
+is its caller's line, not the layer's.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from ._core import Holder
+from ._core.holders import skip_in_sites
 
-__all__ = ["Holder", "checkout_tag", "tagged"]
+__all__ = ["Holder", "checkout_tag", "skip_in_sites", "tagged"]
 
 #: The tag of the checkouts made in the current context (``None``: untagged).
 checkout_tag: ContextVar[str | None] = ContextVar("dbapi_pool_checkout_tag", default=None)

@@ -27,11 +27,17 @@ WRAPPERS: set[int] = set()
 
 
 def skip_in_sites(*functions: Any) -> None:
-    """Have checkout sites skip these functions' frames (the pool's own wrappers); kept
+    """Have checkout sites skip these functions' frames (the pool's own wrappers, a
+    framework's layers; with those they wrap, through ``__wrapped__``); kept
     by ``id()`` of their code objects (which live as long as the module), since hashing a
     code object hashes its whole contents."""
     for function in functions:
-        WRAPPERS.add(id(getattr(function, "__wrapped__", function).__code__))
+        # A decorated function's frames are the wrapper's and the wrapped one's: skip both.
+        while function is not None:
+            code = getattr(function, "__code__", None)
+            if code is not None:
+                WRAPPERS.add(id(code))
+            function = getattr(function, "__wrapped__", None)
 
 
 @dataclass(frozen=True)
