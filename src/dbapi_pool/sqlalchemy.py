@@ -52,8 +52,9 @@ discarded rather than reconnected in place (a fresh record takes its slot, firin
 ``connect`` again); idle connections close after ``max_idle`` (dbapi-pool's default,
 10 s). ``connect_timeout`` is off unless set: with it, connects run in a helper thread.
 A connection never closed, caught in a reference cycle, comes back from SQLAlchemy's
-garbage-collection hook through ``put()``, which takes dbapi-pool's (non-reentrant) lock:
-close connections (``with engine.connect()``), as SQLAlchemy asks anyway.
+garbage-collection hook; a collection may run while this very thread holds dbapi-pool's
+(non-reentrant) lock, so a return made during a collection is only queued (lock-free) and
+put back at the next checkout or return (``QueuePool`` uses a reentrant lock instead).
 ``create_async_engine`` is not supported: an asyncio dialect connects through SQLAlchemy's
 greenlet bridge, which must run on the event loop's thread, while dbapi-pool's
 ``AsyncConnectionPool`` opens connections in threads it owns, and the blocking
@@ -62,9 +63,12 @@ greenlet bridge, which must run on the event loop's thread, while dbapi-pool's
 
 from __future__ import annotations
 
+import gc
 import importlib
 import inspect
+import threading
 import weakref
+from collections import deque
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -183,6 +187,22 @@ def _refuse_async(dialect: Any) -> None:
         )
 
 
+class _Collecting(threading.local):
+    """Whether this thread is running a garbage collection (``gc.callbacks``)."""
+
+    active = False
+
+
+_collecting = _Collecting()
+
+
+def _gc_phase(phase: str, info: dict[str, Any]) -> None:
+    _collecting.active = phase == "start"
+
+
+gc.callbacks.append(_gc_phase)
+
+
 class Pool(SAPool):
     """A SQLAlchemy pool whose checkouts are dbapi-pool's (see the module docstring).
 
@@ -209,14 +229,12 @@ class Pool(SAPool):
         settings = _inner_settings(dbapi_pool, kw.get("dialect"))
         # SQLAlchemy's own recycle stays off: dbapi-pool's max_age (jittered) does it.
         super().__init__(creator, recycle=-1, **kw)
-        self._pool_size = pool_size
-        self._max_overflow = max_overflow
-        self._timeout = timeout
-        self._use_lifo = use_lifo
-        self._recycle_setting = recycle
-        self._settings = settings
+        self._pool_size, self._max_overflow, self._timeout = pool_size, max_overflow, timeout
+        self._use_lifo, self._recycle_setting, self._settings = use_lifo, recycle, settings
         #: The items lent, by record (a record knows nothing of its item).
         self._lent: dict[Any, _Item] = {}
+        #: Records returned during a garbage collection, put back later (lock-free).
+        self._returned_in_gc: deque[Any] = deque()
         try:
             self._inner = ConnectionPool(
                 _Records(self),
@@ -248,6 +266,8 @@ class Pool(SAPool):
         return self._inner.holders()
 
     def _do_get(self) -> Any:
+        if self._returned_in_gc:
+            self._put_back_collected()
         try:
             proxy = self._inner.get()
         except PoolTimeout as timed_out:
@@ -258,10 +278,27 @@ class Pool(SAPool):
         return item.record
 
     def _do_return_conn(self, record: Any) -> None:
+        if _collecting.active:  # this thread may hold the pool's lock right now
+            self._returned_in_gc.append(record)
+            return
+        if self._returned_in_gc:
+            self._put_back_collected()
+        self._put_back(record)
+
+    def _put_back(self, record: Any) -> None:
         item = self._lent.pop(record, None)
         if item is not None:
             proxy, item.proxy = item.proxy, None
             self._inner.put(proxy)
+
+    def _put_back_collected(self) -> None:
+        """Put back the records a garbage collection returned (outside the collection)."""
+        while self._returned_in_gc:
+            try:
+                record = self._returned_in_gc.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            self._put_back(record)
 
     def recreate(self) -> Pool:
         """Return a new pool of the same settings and events (``Engine.dispose()``)."""

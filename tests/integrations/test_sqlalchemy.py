@@ -399,3 +399,34 @@ def test_connect_errors_reach_sqlalchemy_as_the_drivers_own() -> None:
         assert isinstance(caught.value.orig, psycopg2.OperationalError)
     assert engine.pool.checkedout() == 0
     engine.dispose()
+
+
+def test_a_connection_returned_during_a_collection_is_put_back_after_it(
+    tmp_path: Path,
+) -> None:
+    """SQLAlchemy returns a connection lost in a reference cycle from the collector; the
+    collection may run while this thread holds dbapi-pool's lock, so the return is queued
+    and done at the next checkout (with a pool of one, that checkout needs it)."""
+    import gc
+    import warnings
+
+    engine = sa.create_engine(
+        f"sqlite:///{tmp_path / 'gc.db'}",
+        poolclass=Pool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=2,
+    )
+    lost = engine.connect()
+    cycle: dict[str, Any] = {"conn": lost}
+    cycle["self"] = cycle
+    del lost, cycle
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SQLAlchemy's "non-checked-in connection" warning
+        gc.collect()
+    assert len(engine.pool._returned_in_gc) == 1  # type: ignore[attr-defined]
+    assert engine.pool.stats().in_use == 1  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    assert engine.pool.stats().in_use == 0  # type: ignore[attr-defined]
+    engine.dispose()
