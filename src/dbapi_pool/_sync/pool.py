@@ -92,6 +92,10 @@ class ConnectionPool(ConnectingPool):
         #: earliest deadline, which is kept here.
         self._sweep_at = _INF
         config = self._config
+        if self._offload is not None and self._offload_choice == "auto":
+            advice = self.profile.green_advice(self._backend.name)
+            if advice is not None:  # offloaded for want of one line of the user's
+                logger.warning("pool %r: %s", self.name, advice)
         logger.info(
             "pool %r: opened (min_size=%d, max_size=%d, backend=%s%s)",
             self.name,
