@@ -47,10 +47,7 @@ def main() -> None:
         psycopg2, host="127.0.0.1", user="postgres", dbname="test",
         backend=BACKEND, offload=offload, name="advised",
     )  # fmt: skip
-    with pool.connection() as conn:  # the pool works either way
-        cursor = conn.cursor()
-        cursor.execute("SELECT 1")
-        (one,) = cursor.fetchone()
+    one = pool.fetchval("SELECT %s", (1,))  # works either way: offloaded or direct
     pool.close()
     print(json.dumps({"offloaded": pool.offloaded, "one": one, "warnings": collect.messages}))
 
