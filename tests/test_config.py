@@ -43,9 +43,10 @@ def test_none_and_infinity_mean_no_limit() -> None:
     assert (config.max_idle, config.max_age, config.timeout) == (None, None, None)
 
 
-def test_defaults_are_the_classic_ones() -> None:
+def test_defaults_keep_connections_for_minutes() -> None:
+    # Issue 15: 10 min idle and 30 min lived (HikariCP's), not eventlet's 10 s and 30 s.
     config = ConnectionPool(FakeDatabase()).config
-    assert (config.min_size, config.max_size, config.max_idle, config.max_age) == (0, 4, 10, 30)
+    assert (config.min_size, config.max_size, config.max_idle, config.max_age) == (0, 4, 600, 1800)
     assert (config.connect_timeout, config.timeout, config.reset) == (5, 30, "rollback")
 
 

@@ -224,8 +224,11 @@ class PoolConfig:
     name: str
     min_size: int = 0
     max_size: int = 4
-    max_idle: float | None = 10.0
-    max_age: float | None = 30.0
+    #: 10 min idle, 30 min lived (HikariCP's idleTimeout and maxLifetime; psycopg_pool:
+    #: 10 min and 1 h): a web worker's connections are not replaced every half minute.
+    #: The eventlet drop-in keeps eventlet's own 10 s and 30 s.
+    max_idle: float | None = 600.0
+    max_age: float | None = 1800.0
     connect_timeout: float | None = 5.0
     timeout: float | None = 30.0
     max_waiting: int | None = None

@@ -19,6 +19,7 @@ from typing import Any
 
 from .._core import CONNECT, Entry, Waiter
 from .._core.holders import skip_in_sites
+from .._shortcuts import AsyncShortcuts
 from ..config import call_timeout
 from ..errors import PoolTimeout
 from .connection import AsyncPooledConnection
@@ -32,7 +33,7 @@ _monotonic = time.monotonic
 _INF = float("inf")
 
 
-class AsyncConnectionPool(AsyncControl):
+class AsyncConnectionPool(AsyncShortcuts, AsyncControl):
     """Pool connections of any blocking DB-API 2.0 driver for asyncio.
 
     Same settings as :class:`~dbapi_pool.ConnectionPool`. Loop-bound objects are made at
@@ -43,6 +44,10 @@ class AsyncConnectionPool(AsyncControl):
     it is awaited on the loop for each new connection, within ``connect_timeout``. After
     rotating credentials, ``await pool.drain()`` replaces the connections opened with the
     old ones.
+
+    One statement, one await: ``await pool.execute(sql, params)`` (the ``rowcount``),
+    ``fetchone()``, ``fetchall()``, ``fetchval()``: each a checkout of its own, the
+    statement, its fetch and the cursor's close one job in the connection's thread.
 
     Runtime control: ``await resize()``, ``await drain()``, ``pause()``/``resume()``,
     ``await check()``, ``await wait_ready()``. An operation that closes connections

@@ -212,6 +212,10 @@ class DriverProfile:
     #: ``cooperates(backend, sockets_patched)``: tell whether the driver yields to a green
     #: hub by itself (then it is called directly; else its calls go to OS threads).
     cooperates: Callable[[str, bool], bool] | None = None
+    #: ``green_fix(backend)``: the code that would make a driver that does not cooperate
+    #: cooperate (psycopg2: psycogreen's wait callback), named in the warning of a pool
+    #: that offloads it only for want of that code.
+    green_fix: Callable[[str], str] | None = None
     #: The connection's socket, for the near-free readability probe of an idle connection
     #: (an idle socket with something to read has been closed or reset by the server).
     fileno: Callable[[Any], int] | None = None
@@ -231,6 +235,19 @@ class DriverProfile:
     #: ``**kwargs``, or is a C function): ``True``, ``False``, or ``None`` (can't tell).
     #: Checked when the pool is made, so a misspelt keyword fails then, not at checkout.
     takes_keyword: Callable[[str], bool | None] | None = None
+
+    def green_advice(self, backend: str) -> str | None:
+        """Tell how to make this driver cooperate with ``backend``'s hub when a line of
+        set-up code would (``green_fix``): the warning of a pool that offloads it only
+        for want of that line (issue 15). ``None`` if no such line is known."""
+        if self.green_fix is None:
+            return None
+        return (
+            f"{self.name}'s calls run in OS threads (pool.offloaded), since it blocks the "
+            f"{backend} hub as it is; to have it cooperate, run `{self.green_fix(backend)}` "
+            "after monkey-patching (or pass offload=True to keep the threads and silence "
+            "this warning)"
+        )
 
     def connect_kwargs(
         self, kwargs: Mapping[str, Any], connect_timeout: float | None

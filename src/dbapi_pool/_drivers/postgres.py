@@ -61,6 +61,12 @@ def _psycopg2_green(backend: str, sockets_patched: bool) -> bool:
     return psycopg2.extensions.get_wait_callback() is not None
 
 
+def _psycopg2_green_fix(backend: str) -> str:
+    # psycogreen installs the wait callback that _psycopg2_green looks for (issue 15: a
+    # forgotten patch_psycopg() silently ran every query in OS threads).
+    return f"from psycogreen.{backend} import patch_psycopg; patch_psycopg()"
+
+
 def _psycopg_green(backend: str, sockets_patched: bool) -> bool:
     # psycopg >= 3.1.14 waits through gevent's hub by itself; it does not support eventlet.
     return backend == "gevent" and sockets_patched
@@ -186,6 +192,7 @@ PSYCOPG2 = DriverProfile(
     local_fetch=unnamed_cursor,
     local_close=unnamed_cursor,
     cooperates=_psycopg2_green,
+    green_fix=_psycopg2_green_fix,
     fileno=lambda conn: int(conn.fileno()),
     ping=select_one,
     is_broken=lambda conn: bool(conn.closed),

@@ -21,6 +21,7 @@ from typing import Any
 from .._closing import green_wait_readable
 from .._core import CONNECT, ConnectGrant, Entry, Plan, Waiter
 from .._core.holders import skip_in_sites
+from .._shortcuts import Shortcuts
 from ..config import call_timeout
 from ..errors import PoolTimeout
 from ..holders import checkout_tag
@@ -39,7 +40,7 @@ _INF = float("inf")
 _PLAIN_NUMBERS = (int, float)
 
 
-class ConnectionPool(ConnectingPool):
+class ConnectionPool(Shortcuts, ConnectingPool):
     """Pool connections of any DB-API 2.0 driver for OS threads or green threads.
 
     Takes the driver module, its ``connect()`` arguments and the pool settings described
@@ -52,7 +53,12 @@ class ConnectionPool(ConnectingPool):
     ``offload`` (green backends only): ``"auto"`` runs the calls of a driver that would
     block the hub (mysqlclient, sqlite3, psycopg2 without a wait callback...) in an OS
     thread pool, one whole operation per hop, and calls a cooperative driver directly;
-    ``True`` or ``False`` force it.
+    ``True`` or ``False`` force it. A pool that offloads psycopg2 only because psycogreen's
+    wait callback is missing says so once, at WARNING, naming the line to add.
+
+    One statement, one call: ``pool.execute(sql, params)`` (the ``rowcount``),
+    ``pool.fetchone()``, ``pool.fetchall()``, ``pool.fetchval()`` (the first column of the
+    first row): each a checkout of its own through :meth:`connection`.
 
     ``handoff_after`` is 0 by default, as with every front-end: a returned connection goes
     to the oldest waiter (strict first come, first served). A window (say 0.005) lets a
@@ -92,6 +98,10 @@ class ConnectionPool(ConnectingPool):
         #: earliest deadline, which is kept here.
         self._sweep_at = _INF
         config = self._config
+        if self._offload is not None and self._offload_choice == "auto":
+            advice = self.profile.green_advice(self._backend.name)
+            if advice is not None:  # offloaded for want of one line of the user's
+                logger.warning("pool %r: %s", self.name, advice)
         logger.info(
             "pool %r: opened (min_size=%d, max_size=%d, backend=%s%s)",
             self.name,
