@@ -952,3 +952,20 @@ def test_the_founding_idiom_runs_unchanged(flavour: str, servers: dict[str, Serv
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1", "False", "1", "4", "1"], done.stdout
     assert not done.stderr, done.stderr
+
+
+def test_the_native_pools_shortcuts_are_not_in_the_drop_in() -> None:
+    """eventlet's db_pool has no execute()/fetchone()...: the drop-in hides the native
+    pools' (its connection() takes no tag), naming where they are."""
+    import sqlite3
+
+    from dbapi_pool.compat import eventlet_db_pool
+
+    pool = eventlet_db_pool.RawConnectionPool(sqlite3, database=":memory:")
+    try:
+        for name in ("execute", "fetchone", "fetchall", "fetchval"):
+            assert not hasattr(pool, name)
+        with pytest.raises(AttributeError, match=r"no fetchval\(\).*dbapi_pool.ConnectionPool"):
+            pool.fetchval("SELECT 1")
+    finally:
+        pool.clear()

@@ -455,6 +455,24 @@ class BaseConnectionPool(_CorePool):
             logger.log(level, "pool %r: Connection.close raised %r", self.name, exc)
 
 
+class _NotInEventlet:
+    """Hide a method the native pools have and eventlet's ``db_pool`` has not."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        raise AttributeError(
+            f"{getattr(owner, '__name__', 'the pool')} has no {self.name}(): eventlet's "
+            "db_pool has none (dbapi_pool.ConnectionPool has it)"
+        )
+
+
+for _shortcut in ("execute", "fetchone", "fetchall", "fetchval"):
+    _hidden = _NotInEventlet()
+    setattr(BaseConnectionPool, _shortcut, _hidden)
+    _hidden.__set_name__(BaseConnectionPool, _shortcut)
+
 # A checkout's site is the caller of these, not the drop-in's own frames.
 skip_in_sites(BaseConnectionPool.get, BaseConnectionPool.item, BaseConnectionPool.connection)
 
