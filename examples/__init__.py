@@ -1,0 +1,1 @@
+"""Runnable example applications of dbapi-pool (see ``examples/README.md``)."""

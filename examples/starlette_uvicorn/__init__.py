@@ -1,0 +1,1 @@
+"""A Starlette application served by uvicorn, with an ``AsyncConnectionPool``."""

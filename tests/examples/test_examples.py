@@ -1,0 +1,342 @@
+"""Smoke tests of the example applications, run for real: each server (gunicorn with gevent
+workers for Flask, uvicorn for Starlette) on a private loopback port, on PostgreSQL, with
+an ``items`` table in a schema private to the test run, and 200 concurrent requests while
+``pg_stat_activity`` is sampled: no worker may hold more than ``max_size`` sessions."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+psycopg2 = pytest.importorskip("psycopg2")
+
+pytestmark = pytest.mark.postgres
+
+ROOT = Path(__file__).resolve().parents[2]
+SETUP_SQL = ROOT / "examples" / "setup_items.sql"
+PG = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+MAX_SIZE = 8
+CONCURRENT = 200
+#: Generous: these machines are shared and noisy.
+TIMEOUT = 60.0
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Example:
+    """How to start one example server, and what it should look like."""
+
+    name: str
+    modules: tuple[str, ...]  # skip the test without these
+    workers: int  # processes with a pool of their own
+    command: Callable[[str, int], list[str]]  # (host, port) -> argv
+    stopped: str  # logged once the server has shut down in order
+
+
+def _gunicorn(host: str, port: int) -> list[str]:
+    return [
+        *(sys.executable, "-m", "gunicorn", "-c", "examples/flask_gevent/gunicorn.conf.py"),
+        *("--bind", f"{host}:{port}", "--no-control-socket"),
+        "examples.flask_gevent.app:app",
+    ]
+
+
+def _uvicorn(host: str, port: int) -> list[str]:
+    return [
+        *(sys.executable, "-m", "uvicorn", "examples.starlette_uvicorn.app:app"),
+        *("--host", host, "--port", str(port), "--no-access-log"),
+    ]
+
+
+EXAMPLES = {
+    "flask_gevent": Example(
+        "flask_gevent",
+        ("flask", "gunicorn", "gevent", "psycogreen"),
+        2,
+        _gunicorn,
+        "Shutting down: Master",
+    ),
+    "starlette_uvicorn": Example(
+        "starlette_uvicorn", ("starlette", "uvicorn"), 1, _uvicorn, "Application shutdown complete"
+    ),
+}
+
+
+def poll(what: str, attempt: Callable[[], T | None], timeout: float = TIMEOUT) -> T:
+    """Call ``attempt`` until it returns something other than None (errors count as None);
+    fail naming ``what`` and the last error after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            result = attempt()
+        except Exception as exc:
+            result, last = None, exc
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what} ({last!r})")
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    """Return a loopback TCP port nobody listens on (the kernel's choice)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def fetch(url: str) -> tuple[int, Any]:
+    """GET ``url``; return the status and the decoded JSON body (errors included)."""
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def sessions(app_name: str) -> dict[str, int]:
+    """Count the PostgreSQL sessions of each process of the app (its application_name
+    is ``<app_name>-<pid>``)."""
+    conn = psycopg2.connect(PG)
+    try:
+        conn.autocommit = True
+        cursor = conn.cursor()
+        cursor.execute(
+            "SELECT application_name, count(*) FROM pg_stat_activity"
+            " WHERE starts_with(application_name, %s) GROUP BY 1",
+            (app_name + "-",),
+        )
+        return dict(cursor.fetchall())
+    finally:
+        conn.close()
+
+
+class Server:
+    """One example server on a private loopback port, logging to a file."""
+
+    def __init__(self, example: Example, schema: str, tmp_path: Path) -> None:
+        self.example = example
+        self.app_name = f"ex-{uuid.uuid4().hex[:12]}"
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        multiproc = tmp_path / "prometheus"
+        multiproc.mkdir()
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+            "EXAMPLE_DSN": f"{PG} options='-c search_path={schema}'",
+            "EXAMPLE_APP_NAME": self.app_name,
+            "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+        }
+        self.log = open(tmp_path / "server.log", "w+b")  # noqa: SIM115 (closed in stop)
+        self.final_output = ""
+        self.process = subprocess.Popen(
+            example.command("127.0.0.1", port),
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def get(self, path: str) -> tuple[int, Any]:
+        """GET ``path`` on the server (fail at once if the server has exited)."""
+        if self.process.poll() is not None:
+            pytest.fail(f"the server exited ({self.process.returncode}):\n{self.output()}")
+        return fetch(self.url + path)
+
+    def output(self) -> str:
+        """Return what the server logged so far."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, SIGKILL after 30 s); no traceback may be logged."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if not self.log.closed:
+            self.final_output = self.output()
+            self.log.close()
+            assert "Traceback" not in self.final_output, self.final_output
+
+
+@pytest.fixture(scope="module")
+def schema() -> Iterator[str]:
+    """Create the items table with ``setup_items.sql`` in a schema of this test run."""
+    name = f"examples_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(PG)
+    conn.autocommit = True
+    try:
+        cursor = conn.cursor()
+        cursor.execute(f"CREATE SCHEMA {name}")
+        cursor.execute(f"SET search_path = {name}")
+        cursor.execute(SETUP_SQL.read_text())
+        yield name
+    finally:
+        conn.cursor().execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        conn.close()
+
+
+@pytest.fixture(params=sorted(EXAMPLES))
+def server(request: pytest.FixtureRequest, schema: str, tmp_path: Path) -> Iterator[Server]:
+    """Start the example server; stop it in any case."""
+    example = EXAMPLES[request.param]
+    for module in example.modules:
+        pytest.importorskip(module)
+    server = Server(example, schema, tmp_path)
+    try:
+        poll(
+            f"{example.name} to answer /health",
+            lambda: server.get("/health") == (200, {"status": "ok"}) or None,
+        )
+        yield server
+    finally:
+        server.stop()
+
+
+def test_health_items_and_a_missing_item(server: Server) -> None:
+    assert server.get("/health") == (200, {"status": "ok"})
+    assert server.get("/item/7") == (200, {"id": 7, "name": "item 7"})
+    assert server.get("/item/1000") == (200, {"id": 1000, "name": "item 1000"})
+    assert server.get("/item/1001") == (404, {"error": "no item 1001"})
+
+
+class SessionSampler(threading.Thread):
+    """Sample the app's sessions per process until stopped; keep the largest counts."""
+
+    def __init__(self, app_name: str) -> None:
+        super().__init__(daemon=True)
+        self.app_name = app_name
+        self.peaks: dict[str, int] = {}
+        self.samples = 0
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+    def sample(self) -> None:
+        for process, count in sessions(self.app_name).items():
+            self.peaks[process] = max(count, self.peaks.get(process, 0))
+        self.samples += 1
+
+    def run(self) -> None:
+        try:
+            while not self.done.is_set():
+                self.sample()
+        except BaseException as exc:
+            self.error = exc
+
+
+def hammer(server: Server) -> list[tuple[int, Any]]:
+    """Make CONCURRENT requests at once from as many threads; return the answers in order."""
+    answers: list[tuple[int, Any]] = [(0, None)] * CONCURRENT
+    start = threading.Barrier(CONCURRENT)
+
+    def one(i: int) -> None:
+        start.wait(TIMEOUT)
+        try:
+            answers[i] = fetch(f"{server.url}/item/{i % 1000 + 1}")
+        except Exception as exc:
+            answers[i] = (-1, repr(exc))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(CONCURRENT)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT)
+    assert not any(thread.is_alive() for thread in threads), "requests still running"
+    return answers
+
+
+def test_concurrent_requests_use_at_most_max_size_sessions_per_worker(server: Server) -> None:
+    sampler = SessionSampler(server.app_name)
+    sampler.start()
+    try:
+        answers = hammer(server)
+    finally:
+        sampler.done.set()
+        sampler.join(TIMEOUT)
+    assert sampler.error is None, repr(sampler.error)
+    sampler.sample()  # the pools keep their connections idle: the last sample sees them
+    expected = [
+        (200, {"id": i % 1000 + 1, "name": f"item {i % 1000 + 1}"}) for i in range(CONCURRENT)
+    ]
+    assert answers == expected
+    assert sampler.samples >= 2
+    assert 1 <= len(sampler.peaks) <= server.example.workers, sampler.peaks
+    assert all(1 <= peak <= MAX_SIZE for peak in sampler.peaks.values()), sampler.peaks
+
+
+def test_stats_describe_the_pool(server: Server) -> None:
+    hammer(server)
+    status, stats = server.get("/stats")
+    assert status == 200
+    assert (stats["name"], stats["max_size"], stats["in_use"], stats["waiting"]) == (
+        "web",
+        MAX_SIZE,
+        0,
+        0,
+    )
+    assert 1 <= stats["size"] <= MAX_SIZE
+    assert stats["checkouts"] >= 1
+    assert stats["timeouts"] == 0
+    assert stats["use_time"]["count"] == stats["checkouts"]
+    # gunicorn's workers split the requests; uvicorn's one process served them all
+    if server.example.workers == 1:
+        assert stats["checkouts"] == CONCURRENT
+
+
+def metric(text: str, name: str) -> float:
+    """Return the value of the sample ``name{pool="web"}`` in a Prometheus text page."""
+    prefix = name + '{pool="web"} '
+    values = [line.removeprefix(prefix) for line in text.splitlines() if line.startswith(prefix)]
+    assert len(values) == 1, (name, text)
+    return float(values[0])
+
+
+def test_metrics_count_every_worker(server: Server) -> None:
+    pytest.importorskip("prometheus_client")
+    hammer(server)
+    with urllib.request.urlopen(server.url + "/metrics", timeout=TIMEOUT) as response:
+        assert response.status == 200
+        text = response.read().decode()
+    workers = server.example.workers
+    assert metric(text, "dbapi_pool_max_connections") == workers * MAX_SIZE
+
+    def all_counted() -> bool | None:
+        # each gunicorn worker writes its counts every 5 s; the answering one at once
+        with urllib.request.urlopen(server.url + "/metrics", timeout=TIMEOUT) as response:
+            page = response.read().decode()
+        return metric(page, "dbapi_pool_checkouts_total") == CONCURRENT or None
+
+    poll("every checkout in /metrics", all_counted, timeout=30)
+
+
+def test_the_sessions_end_with_the_server(server: Server) -> None:
+    assert server.get("/item/1") == (200, {"id": 1, "name": "item 1"})
+    assert sum(sessions(server.app_name).values()) >= 1
+    server.stop()
+    # uvicorn ends its graceful shutdown by re-raising the signal
+    assert server.process.returncode in (0, -signal.SIGTERM), server.process.returncode
+    assert server.example.stopped in server.final_output, server.final_output
+    poll("the sessions to end", lambda: not sessions(server.app_name) or None)
