@@ -33,6 +33,7 @@ class Gunicorn:
             *(sys.executable, "-m", "gunicorn", "--workers", str(WORKERS)),
             *("--worker-class", "sync", "--bind", self.url.removeprefix("http://")),
             *("--chdir", str(APPS), "--config", str(APPS / "gunicorn_conf.py")),
+            "--no-control-socket",  # gunicorn 27 shares one at ~/.gunicorn otherwise
             "gunicorn_app:app",
         ]
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=self.log)
