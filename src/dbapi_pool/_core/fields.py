@@ -4,7 +4,8 @@ The fields are private: a front-end reads them through the properties below and 
 them only through the core's operations (:class:`~.state.PoolCore`, :class:`~.control.PoolState`).
 Two attributes stay public by design, both read on the hot path: ``plan`` (the pending plan:
 a front-end checks it before calling :meth:`take_plan`) and ``lent`` (``None`` unless
-``leak_timeout`` is set).
+``leak_timeout`` is set); and ``task_holders``, which a front-end sets once (its holders
+are asyncio task names).
 """
 
 from __future__ import annotations

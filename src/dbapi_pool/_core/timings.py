@@ -35,11 +35,6 @@ class Histogram:
         self.counts[bisect_left(BOUNDS, seconds)] += 1
         self.sum += seconds
 
-    def remove(self, seconds: float) -> None:
-        """Take back a value recorded by mistake (a hand-over its waiter never took)."""
-        self.counts[bisect_left(BOUNDS, seconds)] -= 1
-        self.sum -= seconds
-
     def snapshot(self, zeros: int = 0) -> TimingStats:
         """Freeze the counts; ``zeros`` more values of 0 s go to the first bucket."""
         counts = list(self.counts)
