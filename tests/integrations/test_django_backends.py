@@ -2,8 +2,8 @@
 
 Each case runs ``python -m django test`` in a subprocess on the small project in
 ``django_project/`` (its tests: ``django_project/shop/tests.py``) against PostgreSQL
-(psycopg 3 and psycopg2), MariaDB (mysqlclient) or SQLite, and checks that the test
-database was created, used and dropped.
+(psycopg 3 and psycopg2), MariaDB (mysqlclient, and PyMySQL installed as MySQLdb) or
+SQLite, and checks that the test database was created, used and dropped.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ CASES = {
     "psycopg": ("postgresql", "psycopg"),
     "psycopg2": ("postgresql", "psycopg2"),
     "mysqlclient": ("mysql", "MySQLdb"),
+    "pymysql": ("mysql", "pymysql"),
     "sqlite3": ("sqlite3", "sqlite3"),
 }
 
@@ -156,3 +157,16 @@ def test_pool_true_uses_the_defaults(tmp_path: Path) -> None:
         DBAPI_POOL_DJANGO_POOL="true",
     )
     assert result.stdout.split() == ["connected", "4"], result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("health_checks", "pre_ping"), [("1", True), ("0", False)])
+def test_conn_health_checks_pings_every_checkout(
+    health_checks: str, pre_ping: bool, tmp_path: Path
+) -> None:
+    result = run(
+        "sqlite3",
+        tmp_path,
+        ["-c", CHECK_SCRIPT + "print(connection.pool.config.pre_ping)"],
+        DBAPI_POOL_DJANGO_HEALTH_CHECKS=health_checks,
+    )
+    assert result.stdout.split() == ["connected", str(pre_ping)], result.stdout + result.stderr

@@ -2,8 +2,10 @@
 
 The environment picks the backend: ``DBAPI_POOL_DJANGO_ENGINE`` (postgresql, mysql or
 sqlite3), ``DBAPI_POOL_DJANGO_DRIVER`` (psycopg2 hides psycopg, so that Django picks
-psycopg2 as when psycopg is not installed), ``DBAPI_POOL_DJANGO_POOL`` (JSON: ``true`` or
-the dbapi-pool settings), ``DBAPI_POOL_DJANGO_TEST_NAME`` and ``DBAPI_POOL_DJANGO_MAX_AGE``.
+psycopg2 as when psycopg is not installed; pymysql installs PyMySQL as MySQLdb),
+``DBAPI_POOL_DJANGO_POOL`` (JSON: ``true`` or the dbapi-pool settings),
+``DBAPI_POOL_DJANGO_TEST_NAME``, ``DBAPI_POOL_DJANGO_MAX_AGE`` (``CONN_MAX_AGE``) and
+``DBAPI_POOL_DJANGO_HEALTH_CHECKS`` (``1``: ``CONN_HEALTH_CHECKS``).
 """
 
 import json
@@ -12,6 +14,10 @@ import sys
 
 if os.environ.get("DBAPI_POOL_DJANGO_DRIVER") == "psycopg2":
     sys.modules["psycopg"] = None  # type: ignore[assignment]
+elif os.environ.get("DBAPI_POOL_DJANGO_DRIVER") == "pymysql":
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
 
 ENGINE = os.environ.get("DBAPI_POOL_DJANGO_ENGINE", "sqlite3")
 POOL = json.loads(os.environ.get("DBAPI_POOL_DJANGO_POOL", '{"max_size": 4}'))
@@ -38,6 +44,7 @@ DATABASES = {
         "ENGINE": f"dbapi_pool.django.{ENGINE}",
         **SERVERS[ENGINE],
         "CONN_MAX_AGE": int(os.environ.get("DBAPI_POOL_DJANGO_MAX_AGE", "0")),
+        "CONN_HEALTH_CHECKS": os.environ.get("DBAPI_POOL_DJANGO_HEALTH_CHECKS") == "1",
         "OPTIONS": OPTIONS,
         "TEST": {"NAME": TEST_NAME},
     }
