@@ -1,0 +1,1 @@
+"""Django mysql backend whose connections come from a dbapi-pool pool."""

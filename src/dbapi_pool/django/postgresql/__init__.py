@@ -1,0 +1,1 @@
+"""Django postgresql backend whose connections come from a dbapi-pool pool."""
