@@ -5,23 +5,31 @@ an ``items`` table in a schema private to the test run, and 200 concurrent reque
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
-import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from support import (
+    CONCURRENT,
+    MAX_SIZE,
+    PG,
+    TIMEOUT,
+    expected_items,
+    fetch,
+    free_port,
+    hammer,
+    hammer_sampled,
+    poll,
+    sessions,
+)
 
 psycopg2 = pytest.importorskip("psycopg2")
 
@@ -29,13 +37,6 @@ pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP_SQL = ROOT / "examples" / "setup_items.sql"
-PG = "host=127.0.0.1 port=5432 user=postgres dbname=test"
-MAX_SIZE = 8
-CONCURRENT = 200
-#: Generous: these machines are shared and noisy.
-TIMEOUT = 60.0
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,57 +77,6 @@ EXAMPLES = {
         "starlette_uvicorn", ("starlette", "uvicorn"), 1, _uvicorn, "Application shutdown complete"
     ),
 }
-
-
-def poll(what: str, attempt: Callable[[], T | None], timeout: float = TIMEOUT) -> T:
-    """Call ``attempt`` until it returns something other than None (errors count as None);
-    fail naming ``what`` and the last error after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            result = attempt()
-        except Exception as exc:
-            result, last = None, exc
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what} ({last!r})")
-        time.sleep(0.05)
-
-
-def free_port() -> int:
-    """Return a loopback TCP port nobody listens on (the kernel's choice)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def fetch(url: str) -> tuple[int, Any]:
-    """GET ``url``; return the status and the decoded JSON body (errors included)."""
-    try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def sessions(app_name: str) -> dict[str, int]:
-    """Count the PostgreSQL sessions of each process of the app (its application_name
-    is ``<app_name>-<pid>``)."""
-    conn = psycopg2.connect(PG)
-    try:
-        conn.autocommit = True
-        cursor = conn.cursor()
-        cursor.execute(
-            "SELECT application_name, count(*) FROM pg_stat_activity"
-            " WHERE starts_with(application_name, %s) GROUP BY 1",
-            (app_name + "-",),
-        )
-        return dict(cursor.fetchall())
-    finally:
-        conn.close()
 
 
 class Server:
@@ -223,72 +173,16 @@ def test_health_items_and_a_missing_item(server: Server) -> None:
     assert server.get("/item/1001") == (404, {"error": "no item 1001"})
 
 
-class SessionSampler(threading.Thread):
-    """Sample the app's sessions per process until stopped; keep the largest counts."""
-
-    def __init__(self, app_name: str) -> None:
-        super().__init__(daemon=True)
-        self.app_name = app_name
-        self.peaks: dict[str, int] = {}
-        self.samples = 0
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-
-    def sample(self) -> None:
-        for process, count in sessions(self.app_name).items():
-            self.peaks[process] = max(count, self.peaks.get(process, 0))
-        self.samples += 1
-
-    def run(self) -> None:
-        try:
-            while not self.done.is_set():
-                self.sample()
-        except BaseException as exc:
-            self.error = exc
-
-
-def hammer(server: Server) -> list[tuple[int, Any]]:
-    """Make CONCURRENT requests at once from as many threads; return the answers in order."""
-    answers: list[tuple[int, Any]] = [(0, None)] * CONCURRENT
-    start = threading.Barrier(CONCURRENT)
-
-    def one(i: int) -> None:
-        start.wait(TIMEOUT)
-        try:
-            answers[i] = fetch(f"{server.url}/item/{i % 1000 + 1}")
-        except Exception as exc:
-            answers[i] = (-1, repr(exc))
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(CONCURRENT)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(TIMEOUT)
-    assert not any(thread.is_alive() for thread in threads), "requests still running"
-    return answers
-
-
 def test_concurrent_requests_use_at_most_max_size_sessions_per_worker(server: Server) -> None:
-    sampler = SessionSampler(server.app_name)
-    sampler.start()
-    try:
-        answers = hammer(server)
-    finally:
-        sampler.done.set()
-        sampler.join(TIMEOUT)
-    assert sampler.error is None, repr(sampler.error)
-    sampler.sample()  # the pools keep their connections idle: the last sample sees them
-    expected = [
-        (200, {"id": i % 1000 + 1, "name": f"item {i % 1000 + 1}"}) for i in range(CONCURRENT)
-    ]
-    assert answers == expected
+    answers, sampler = hammer_sampled(server.url, server.app_name)
+    assert answers == expected_items()
     assert sampler.samples >= 2
     assert 1 <= len(sampler.peaks) <= server.example.workers, sampler.peaks
     assert all(1 <= peak <= MAX_SIZE for peak in sampler.peaks.values()), sampler.peaks
 
 
 def test_stats_describe_the_pool(server: Server) -> None:
-    hammer(server)
+    hammer(server.url)
     status, stats = server.get("/stats")
     assert status == 200
     assert (stats["name"], stats["max_size"], stats["in_use"], stats["waiting"]) == (
@@ -316,7 +210,7 @@ def metric(text: str, name: str) -> float:
 
 def test_metrics_count_every_worker(server: Server) -> None:
     pytest.importorskip("prometheus_client")
-    hammer(server)
+    hammer(server.url)
     with urllib.request.urlopen(server.url + "/metrics", timeout=TIMEOUT) as response:
         assert response.status == 200
         text = response.read().decode()

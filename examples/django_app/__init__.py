@@ -1,0 +1,1 @@
+"""A Django project on PostgreSQL through ``dbapi_pool.django.postgresql``."""

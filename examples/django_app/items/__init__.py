@@ -1,0 +1,1 @@
+"""The example's one app: ``Item(id, name)`` and its views."""
