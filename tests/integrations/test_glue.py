@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -271,6 +273,29 @@ def test_each_checkout_of_a_request_is_tagged_with_its_route(maker: SyncPoolMake
     with db.connection() as _:
         (holder,) = db.holders()
     assert holder.tag is None
+
+
+def test_a_shortcuts_holder_site_is_its_caller_not_flask_pool(maker: SyncPoolMaker) -> None:
+    db = FlaskPool(factory=maker)
+    db.fetchval("SELECT 1")  # the pool is made, and has an idle connection: the quick path
+
+    def runs_a_shortcut() -> None:
+        db.fetchval("SELECT pg_sleep(0.5)")
+
+    def held_by_the_thread() -> list[dbapi_pool.Holder]:
+        # holder and site are stored just after the checkout: a snapshot may precede them
+        return [h for h in db.holders() if h.holder == "thread 'shortcut'"]
+
+    thread = threading.Thread(target=runs_a_shortcut, name="shortcut")
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not held_by_the_thread() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (holder,) = held_by_the_thread()
+    finally:
+        thread.join()
+    assert holder.site.endswith(" in runs_a_shortcut"), holder.site
 
 
 def test_a_request_without_a_route_is_tagged_with_its_path(maker: SyncPoolMaker) -> None:
