@@ -5,9 +5,12 @@ Run it from the repository's root (``examples/README.md`` has the table to creat
     gunicorn -c examples/flask_gevent/gunicorn.conf.py examples.flask_gevent.app:app
 
 Each worker process has one :class:`~dbapi_pool.ConnectionPool` of ``max_size`` 8,
-created after the fork (a pool's connections must not be shared by two processes):
-``gunicorn.conf.py`` opens it in each worker once gevent has patched the worker, and
-closes it when the worker exits; without that file, the first request opens it.
+held by :class:`~dbapi_pool.integrations.flask.FlaskPool`: it is made in each process
+on first use, after the fork (a pool's connections must not be shared by two processes),
+closed at the process's exit, and tags every checkout with the request's route.
+``gunicorn.conf.py`` makes it in each worker once gevent has patched the worker, and
+closes it (with the metrics' final counts) when the worker exits; without that file,
+the first request makes it.
 psycogreen's wait callback lets psycopg2 yield to gevent's hub while the server works,
 so one worker serves many requests at once with 8 connections.
 
@@ -23,14 +26,13 @@ it followed by the worker's pid, so ``pg_stat_activity`` shows each worker's ses
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 import psycopg2
-from flask import Flask, Response, request
+from flask import Flask, Response
 
-import dbapi_pool
 from dbapi_pool import ConnectionPool, PoolTimeout
+from dbapi_pool.integrations.flask import FlaskPool
 
 try:
     from prometheus_client import (
@@ -50,8 +52,6 @@ MAX_SIZE = 8
 #: One indexed read plus 2 ms of server time, as a real query would take.
 ITEM_SQL = "SELECT id, name, pg_sleep(0.002) FROM items WHERE id = %s"
 
-_lock = threading.Lock()
-_pool: ConnectionPool | None = None
 _metrics: Any = None  # a MultiProcessPoolMetrics when /metrics is served
 
 app = Flask(__name__)
@@ -68,33 +68,31 @@ def _green_psycopg2() -> None:
         patch_psycopg()
 
 
-def open_pool() -> ConnectionPool:
-    """Return this process's pool, creating it (and its metrics) on the first call."""
-    global _pool, _metrics
-    with _lock:
-        if _pool is None:
-            _green_psycopg2()
-            _pool = ConnectionPool(
-                psycopg2,
-                DSN,
-                application_name=f"{APP_NAME}-{os.getpid()}",
-                name="web",
-                max_size=MAX_SIZE,
-            )
-            if MultiProcessPoolMetrics is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-                _metrics = MultiProcessPoolMetrics(_pool)
-                _metrics.start(interval=5.0)
-        return _pool
+def make_pool() -> ConnectionPool:
+    """Make this process's pool (and its metrics): FlaskPool calls it on first use."""
+    global _metrics
+    _green_psycopg2()
+    pool = ConnectionPool(
+        psycopg2,
+        DSN,
+        application_name=f"{APP_NAME}-{os.getpid()}",
+        name="web",
+        max_size=MAX_SIZE,
+    )
+    if MultiProcessPoolMetrics is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        _metrics = MultiProcessPoolMetrics(pool)
+        _metrics.start(interval=5.0)
+    return pool
+
+
+db = FlaskPool(app, factory=make_pool)
 
 
 def close_pool() -> None:
     """Close this process's pool (at worker exit); the final counts go to the metrics."""
-    global _pool, _metrics
-    with _lock:
-        pool, _pool = _pool, None
-        metrics, _metrics = _metrics, None
-    if pool is not None:
-        pool.close()
+    global _metrics
+    db.close()
+    metrics, _metrics = _metrics, None
     if metrics is not None:
         metrics.update()  # the closed pool's gauges drop to 0; its counters stay
         metrics.stop()
@@ -108,9 +106,8 @@ def health() -> dict[str, str]:
 
 @app.get("/item/<int:item_id>")
 def item(item_id: int) -> Any:
-    """Return one item, or 404; the checkout is tagged with the path (see PoolTimeout)."""
-    with dbapi_pool.tagged(request.path):
-        row = open_pool().fetchone(ITEM_SQL, (item_id,))
+    """Return one item, or 404; FlaskPool tags the checkout with the route (see PoolTimeout)."""
+    row = db.fetchone(ITEM_SQL, (item_id,))
     if row is None:
         return {"error": f"no item {item_id}"}, 404
     return {"id": row[0], "name": row[1]}
@@ -119,13 +116,13 @@ def item(item_id: int) -> Any:
 @app.get("/stats")
 def stats() -> dict[str, Any]:
     """Return this worker's pool statistics."""
-    return open_pool().stats().as_dict()
+    return db.stats().as_dict()
 
 
 @app.get("/metrics")
 def metrics() -> Any:
     """Serve every worker's pool metrics (prometheus_client's multiprocess mode)."""
-    open_pool()
+    db.pool  # noqa: B018 (made on first use, with the metrics)
     if _metrics is None:
         return {"error": "needs prometheus_client and PROMETHEUS_MULTIPROC_DIR"}, 404
     _metrics.update()  # this worker's values are fresh; the others' at most 5 s old

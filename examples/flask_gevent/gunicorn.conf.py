@@ -2,7 +2,7 @@
 
     gunicorn -c examples/flask_gevent/gunicorn.conf.py examples.flask_gevent.app:app
 
-The pool is opened in ``post_worker_init``: after the fork, and after the gevent worker
+The pool is made in ``post_worker_init``: after the fork, and after the gevent worker
 monkey-patched the process (so the pool picks its gevent backend), before the first
 request. ``--bind``, ``--workers`` etc. on the command line win over these values.
 """
@@ -19,10 +19,10 @@ worker_connections = 1000
 
 
 def post_worker_init(worker: Any) -> None:
-    """Open the worker's pool."""
-    from examples.flask_gevent.app import open_pool
+    """Make the worker's pool (FlaskPool makes it on first use)."""
+    from examples.flask_gevent.app import db
 
-    open_pool()
+    db.pool  # noqa: B018
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -4,9 +4,11 @@ Run it from the repository's root (``examples/README.md`` has the table to creat
 
     uvicorn examples.starlette_uvicorn.app:app --host 127.0.0.1 --port 8000
 
-The pool (psycopg2, ``max_size`` 8) is opened by the lifespan handler, before the first
-request, and closed at shutdown. psycopg2 blocks, so the pool runs each driver call on a
-thread it owns (one per connection): the event loop keeps serving while queries run.
+The pool (psycopg2, ``max_size`` 8) is made and opened by
+:func:`~dbapi_pool.integrations.asgi.pool_lifespan`, before the first request, and closed
+at shutdown (a metrics registry is added to its lifespan state). psycopg2 blocks, so the
+pool runs each driver call on a thread it owns (one per connection): the event loop keeps
+serving while queries run.
 
 Routes: ``/health`` (no database), ``/item/{id}`` (one indexed SELECT), ``/stats`` (the
 pool's statistics as JSON), and ``/metrics`` when prometheus_client is installed.
@@ -31,6 +33,7 @@ from starlette.routing import Route
 
 import dbapi_pool
 from dbapi_pool import AsyncConnectionPool, PoolTimeout
+from dbapi_pool.integrations.asgi import pool_lifespan
 
 try:
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -46,22 +49,29 @@ MAX_SIZE = 8
 ITEM_SQL = "SELECT id, name, pg_sleep(0.002) FROM items WHERE id = %s"
 
 
-@asynccontextmanager
-async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-    """Open the pool (and its metrics registry) for the app's life, then close it."""
-    pool = AsyncConnectionPool(
+def make_pool() -> AsyncConnectionPool:
+    """Make the pool: ``pool_lifespan`` calls this at startup, in the server's loop."""
+    return AsyncConnectionPool(
         psycopg2,
         DSN,
         application_name=f"{APP_NAME}-{os.getpid()}",
         name="web",
         max_size=MAX_SIZE,
     )
-    async with pool:
+
+
+pool_life = pool_lifespan(make_pool)  # opens the pool at startup, closes it at shutdown
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    """Add a metrics registry reading the pool to ``pool_lifespan``'s state."""
+    async with pool_life(app) as state:
         registry = None
         if PoolCollector is not None:
             registry = CollectorRegistry()
-            registry.register(PoolCollector(pool))
-        yield {"pool": pool, "registry": registry}  # request.state.pool, .registry
+            registry.register(PoolCollector(state["pool"]))
+        yield {**state, "registry": registry}  # request.state.pool, .registry
 
 
 async def health(request: Request) -> JSONResponse:
