@@ -304,6 +304,9 @@ class PoolCore(CoreFields):
         use = self._use
         use.counts[bisect_left(BOUNDS, held)] += 1
         use.sum += held
+        # Forget the holder: the next borrower notes its own after the lock is released,
+        # and holders() must not name this one meanwhile (it shows "?" until then).
+        entry.holder = entry.site = entry.tag = None
         if self.lent is not None:
             self._unlend(entry)
         if closed_reason is not None:
