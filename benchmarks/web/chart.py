@@ -50,7 +50,7 @@ def draw(source: Path, target: Path) -> None:
         axis.grid(True, alpha=0.3)
     axes[1].set_yscale("log")
     axes[0].legend(fontsize=8)
-    meta = data["meta"]
+    meta = data["runs"][0]
     fig.suptitle(
         f"pool size 8, {meta['settings']['workers']} gevent worker(s), 1 uvicorn worker,"
         f" {meta['started']}, {meta['machine']}",

@@ -247,12 +247,12 @@ def measure_point(
     return row
 
 
-def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_all(args: argparse.Namespace, first_rep: int = 1) -> list[dict[str, Any]]:
     """Run every repetition, connection count and variant, interleaved; return the rows."""
     variants = [v for v in VARIANTS if args.only is None or f"{v[0]}/{v[1]}" in args.only]
     top = max(args.connections)
     rows = []
-    for rep in range(1, args.reps + 1):
+    for rep in range(first_rep, first_rep + args.reps):
         for connections in args.connections:
             for variant in variants:
                 label = f"rep {rep} c={connections} {variant[0]}/{variant[1]}"
@@ -335,6 +335,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--health-connections", type=int, default=2)
     parser.add_argument("--only", nargs="+", help="variants, e.g. gevent/dbapi_pool")
     parser.add_argument("--json", type=Path, default=HERE / "results.json")
+    parser.add_argument("--append", action="store_true", help="add repetitions to --json")
     parser.add_argument("--log", type=Path, default=Path("/tmp/benchweb-servers.log"))
     return parser.parse_args(argv)
 
@@ -343,18 +344,24 @@ def main(argv: list[str] | None = None) -> int:
     """Set up the table, run the points, print the table and write the JSON."""
     args = parse_args(argv)
     setup_items(DSN)
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    load_start = os.getloadavg()
-    rows = run_all(args)
-    meta = {
-        "started": started,
+    old: dict[str, Any] = {"runs": [], "rows": []}
+    if args.append and args.json.exists():
+        old = json.loads(args.json.read_text())
+    run = {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
-        "load_start": load_start,
-        "load_end": os.getloadavg(),
+        "load_start": os.getloadavg(),
         "settings": {k: str(v) for k, v in vars(args).items()},
     }
-    args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    print(f"{started}, {meta['machine']}, load {load_start[0]:.2f} -> {meta['load_end'][0]:.2f}")
+    rows = old["rows"] + run_all(args, 1 + max((r["rep"] for r in old["rows"]), default=0))
+    run["load_end"] = os.getloadavg()
+    runs = [*old["runs"], run]
+    args.json.write_text(json.dumps({"runs": runs, "rows": rows}, indent=1) + "\n")
+    for each in runs:
+        print(
+            f"{each['started']}, {each['machine']},"
+            f" load {each['load_start'][0]:.2f} -> {each['load_end'][0]:.2f}"
+        )
     print(table(rows))
     return 1 if all("error" in r for r in rows) else 0
 

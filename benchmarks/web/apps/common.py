@@ -2,17 +2,22 @@
 
 ``BENCH_DSN`` (a libpq connection string), ``BENCH_SCHEMA`` (the schema holding ``items``),
 ``BENCH_APP_NAME`` (the sessions' ``application_name`` prefix: the driver counts the
-sessions in ``pg_stat_activity`` by it) and ``BENCH_VARIANT`` (which pool to serve).
+sessions in ``pg_stat_activity`` by it), ``BENCH_VARIANT`` (which pool to serve) and
+``BENCH_DBAPI_POOL_SETTINGS`` (below).
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 DSN = os.environ.get("BENCH_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 SCHEMA = os.environ.get("BENCH_SCHEMA", "bench_web")
 VARIANT = os.environ.get("BENCH_VARIANT", "dbapi_pool")
 APP_NAME = f"{os.environ.get('BENCH_APP_NAME', 'benchweb')}-{os.getpid()}"
+#: Extra dbapi-pool settings of the gevent ``dbapi_pool`` variant (a diagnostic knob), from
+#: the JSON in ``BENCH_DBAPI_POOL_SETTINGS``, e.g. ``{"reset": null}``.
+DBAPI_POOL_SETTINGS = json.loads(os.environ.get("BENCH_DBAPI_POOL_SETTINGS", "{}"))
 #: Every variant has the same number of connections per worker process.
 POOL_SIZE = 8
 #: The checkout timeout, in seconds: a request waits at most this long for a connection.

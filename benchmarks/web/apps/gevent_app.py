@@ -24,6 +24,7 @@ import psycopg2.pool
 from benchmarks.web.apps.common import (
     APP_NAME,
     CHECKOUT_TIMEOUT,
+    DBAPI_POOL_SETTINGS,
     DSN,
     ITEM_SQL,
     POOL_SIZE,
@@ -56,6 +57,7 @@ def _dbapi_pool() -> Callable[[int], Row]:
         min_size=POOL_SIZE,
         max_size=POOL_SIZE,
         timeout=CHECKOUT_TIMEOUT,
+        **DBAPI_POOL_SETTINGS,
     )
 
     def fetch(item_id: int) -> Row:
