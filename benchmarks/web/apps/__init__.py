@@ -1,0 +1,1 @@
+"""The web benchmark's applications (see ``benchmarks/web/README.md``)."""
