@@ -66,7 +66,6 @@ from __future__ import annotations
 import gc
 import importlib
 import inspect
-import threading
 import weakref
 from collections import deque
 from typing import Any
@@ -187,17 +186,17 @@ def _refuse_async(dialect: Any) -> None:
         )
 
 
-class _Collecting(threading.local):
-    """Whether this thread is running a garbage collection (``gc.callbacks``)."""
+class _Collecting:
+    """Whether a garbage collection is running (``gc.callbacks``). Process-wide, not per
+    thread: a thread-local written from a collection run while gevent finalizes a
+    greenlet fails ("greenlet is being finalized"), and another thread seeing the flag
+    during a collection only defers its return to the next checkout (harmless)."""
 
     active = False
 
 
-_collecting = _Collecting()
-
-
 def _gc_phase(phase: str, info: dict[str, Any]) -> None:
-    _collecting.active = phase == "start"
+    _Collecting.active = phase == "start"
 
 
 gc.callbacks.append(_gc_phase)
@@ -278,7 +277,7 @@ class Pool(SAPool):
         return item.record
 
     def _do_return_conn(self, record: Any) -> None:
-        if _collecting.active:  # this thread may hold the pool's lock right now
+        if _Collecting.active:  # this thread may hold the pool's lock right now
             self._returned_in_gc.append(record)
             return
         if self._returned_in_gc:
