@@ -4,46 +4,16 @@ session counts from ``pg_stat_activity`` and 200 concurrent requests."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
+
+from processes import TIMEOUT, LoggedProcess, free_port, poll
 
 PG = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 MAX_SIZE = 8
 CONCURRENT = 200
-#: Generous: these machines are shared and noisy.
-TIMEOUT = 60.0
-
-T = TypeVar("T")
-
-
-def poll(what: str, attempt: Callable[[], T | None], timeout: float = TIMEOUT) -> T:
-    """Call ``attempt`` until it returns something other than None (errors count as None);
-    fail naming ``what`` and the last error after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            result = attempt()
-        except Exception as exc:
-            result, last = None, exc
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what} ({last!r})")
-        time.sleep(0.05)
-
-
-def free_port() -> int:
-    """Return a loopback TCP port nobody listens on (the kernel's choice)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def fetch(url: str) -> tuple[int, Any]:
@@ -139,3 +109,17 @@ def hammer_sampled(url: str, app_name: str) -> tuple[list[tuple[int, Any]], Sess
     assert sampler.error is None, repr(sampler.error)
     sampler.sample()
     return answers, sampler
+
+
+class ServerProcess(LoggedProcess):
+    """An example server on ``url``, logging to a file."""
+
+    url = ""
+
+    def get(self, path: str) -> tuple[int, Any]:
+        """GET ``path`` on the server (fail at once if the server has exited)."""
+        self.fail_if_exited()
+        return fetch(self.url + path)
+
+
+__all__ = ["TIMEOUT", "ServerProcess", "fetch", "free_port", "poll"]

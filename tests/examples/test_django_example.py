@@ -25,6 +25,7 @@ from support import (
     MAX_SIZE,
     PG,
     TIMEOUT,
+    ServerProcess,
     expected_items,
     fetch,
     free_port,
@@ -131,7 +132,7 @@ def schema() -> Iterator[str]:
         conn.close()
 
 
-class Server:
+class Server(ServerProcess):
     """The project under one server, on a private loopback port, logging to a file."""
 
     def __init__(self, flavour: Flavour, schema: str, tmp_path: Path) -> None:
@@ -139,40 +140,12 @@ class Server:
         self.app_name = f"ex-{uuid.uuid4().hex[:12]}"
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.log = open(tmp_path / "server.log", "w+b")  # noqa: SIM115 (closed in stop)
-        self.final_output = ""
-        self.process = subprocess.Popen(
+        super().__init__(
             flavour.command(port),
             cwd=PROJECT,
             env=project_env(schema, self.app_name),
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+            log=tmp_path / "server.log",
         )
-
-    def get(self, path: str) -> tuple[int, Any]:
-        """GET ``path`` on the server (fail at once if the server has exited)."""
-        if self.process.poll() is not None:
-            pytest.fail(f"the server exited ({self.process.returncode}):\n{self.output()}")
-        return fetch(self.url + path)
-
-    def output(self) -> str:
-        """Return what the server logged so far."""
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def stop(self) -> None:
-        """Stop the server (SIGTERM, SIGKILL after 30 s); no traceback may be logged."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if not self.log.closed:
-            self.final_output = self.output()
-            self.log.close()
-            assert "Traceback" not in self.final_output, self.final_output
 
 
 @pytest.fixture(params=sorted(FLAVOURS))

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from support import (
@@ -22,8 +20,8 @@ from support import (
     MAX_SIZE,
     PG,
     TIMEOUT,
+    ServerProcess,
     expected_items,
-    fetch,
     free_port,
     hammer,
     hammer_sampled,
@@ -79,7 +77,7 @@ EXAMPLES = {
 }
 
 
-class Server:
+class Server(ServerProcess):
     """One example server on a private loopback port, logging to a file."""
 
     def __init__(self, example: Example, schema: str, tmp_path: Path) -> None:
@@ -96,40 +94,9 @@ class Server:
             "EXAMPLE_APP_NAME": self.app_name,
             "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
         }
-        self.log = open(tmp_path / "server.log", "w+b")  # noqa: SIM115 (closed in stop)
-        self.final_output = ""
-        self.process = subprocess.Popen(
-            example.command("127.0.0.1", port),
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+        super().__init__(
+            example.command("127.0.0.1", port), cwd=ROOT, env=env, log=tmp_path / "server.log"
         )
-
-    def get(self, path: str) -> tuple[int, Any]:
-        """GET ``path`` on the server (fail at once if the server has exited)."""
-        if self.process.poll() is not None:
-            pytest.fail(f"the server exited ({self.process.returncode}):\n{self.output()}")
-        return fetch(self.url + path)
-
-    def output(self) -> str:
-        """Return what the server logged so far."""
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def stop(self) -> None:
-        """Stop the server (SIGTERM, SIGKILL after 30 s); no traceback may be logged."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if not self.log.closed:
-            self.final_output = self.output()
-            self.log.close()
-            assert "Traceback" not in self.final_output, self.final_output
 
 
 @pytest.fixture(scope="module")
