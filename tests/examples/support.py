@@ -7,6 +7,7 @@ import json
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 from processes import TIMEOUT, LoggedProcess, free_port, poll
@@ -122,4 +123,16 @@ class ServerProcess(LoggedProcess):
         return fetch(self.url + path)
 
 
-__all__ = ["TIMEOUT", "ServerProcess", "fetch", "free_port", "poll"]
+def running(server: ServerProcess, name: str) -> Iterator[ServerProcess]:
+    """Yield ``server`` once it answers ``/health``; stop it in any case (a fixture's body)."""
+    try:
+        poll(
+            f"{name} to answer /health",
+            lambda: server.get("/health") == (200, {"status": "ok"}) or None,
+        )
+        yield server
+    finally:
+        server.stop()
+
+
+__all__ = ["TIMEOUT", "ServerProcess", "fetch", "free_port", "poll", "running"]

@@ -8,6 +8,7 @@ the connection back at the end of each request)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -19,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import django  # noqa: F401  (the test extra installs them: missing is a failure)
+import psycopg  # noqa: F401
+import psycopg2  # counts the sessions
 import pytest
 from support import (
     CONCURRENT,
@@ -32,12 +36,9 @@ from support import (
     hammer,
     hammer_sampled,
     poll,
+    running,
     sessions,
 )
-
-pytest.importorskip("django")
-pytest.importorskip("psycopg")
-psycopg2 = pytest.importorskip("psycopg2")  # counts the sessions
 
 pytestmark = pytest.mark.postgres
 
@@ -152,17 +153,9 @@ class Server(ServerProcess):
 def server(request: pytest.FixtureRequest, schema: str, tmp_path: Path) -> Iterator[Server]:
     """Serve the project; stop the server in any case."""
     flavour = FLAVOURS[request.param]
-    for module in flavour.modules:
-        pytest.importorskip(module)
-    server = Server(flavour, schema, tmp_path)
-    try:
-        poll(
-            f"{flavour.name} to answer /health",
-            lambda: server.get("/health") == (200, {"status": "ok"}) or None,
-        )
-        yield server
-    finally:
-        server.stop()
+    for module in flavour.modules:  # installed by the test extra: missing is a failure
+        importlib.import_module(module)
+    yield from running(Server(flavour, schema, tmp_path), flavour.name)
 
 
 def pools_by_pid(server: Server, burst: int = 8) -> dict[int, dict[str, Any]]:

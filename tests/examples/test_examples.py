@@ -5,6 +5,7 @@ an ``items`` table in a schema private to the test run, and 200 concurrent reque
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg2
 import pytest
 from support import (
     CONCURRENT,
@@ -26,10 +28,9 @@ from support import (
     hammer,
     hammer_sampled,
     poll,
+    running,
     sessions,
 )
-
-psycopg2 = pytest.importorskip("psycopg2")
 
 pytestmark = pytest.mark.postgres
 
@@ -120,17 +121,9 @@ def schema() -> Iterator[str]:
 def server(request: pytest.FixtureRequest, schema: str, tmp_path: Path) -> Iterator[Server]:
     """Start the example server; stop it in any case."""
     example = EXAMPLES[request.param]
-    for module in example.modules:
-        pytest.importorskip(module)
-    server = Server(example, schema, tmp_path)
-    try:
-        poll(
-            f"{example.name} to answer /health",
-            lambda: server.get("/health") == (200, {"status": "ok"}) or None,
-        )
-        yield server
-    finally:
-        server.stop()
+    for module in example.modules:  # installed by the test extra: missing is a failure
+        importlib.import_module(module)
+    yield from running(Server(example, schema, tmp_path), example.name)
 
 
 def test_health_items_and_a_missing_item(server: Server) -> None:
@@ -176,7 +169,7 @@ def metric(text: str, name: str) -> float:
 
 
 def test_metrics_count_every_worker(server: Server) -> None:
-    pytest.importorskip("prometheus_client")
+    importlib.import_module("prometheus_client")  # installed by the test extra
     hammer(server.url)
     with urllib.request.urlopen(server.url + "/metrics", timeout=TIMEOUT) as response:
         assert response.status == 200

@@ -28,18 +28,10 @@ from typing import Any
 
 import MySQLdb
 import psycopg2
-import pymysql
+from green_drivers import DRIVERS, MY, PG
 
 from dbapi_pool import ConnectionPool
 from dbapi_pool.errors import PoolTimeout
-
-PG = {"host": "127.0.0.1", "user": "postgres", "dbname": "test"}
-MY = {"host": "127.0.0.1", "user": "root"}
-DRIVERS: list[tuple[str, Any, dict[str, Any]]] = [
-    ("psycopg2", psycopg2, PG),
-    ("pymysql", pymysql, {**MY, "password": "", "database": "test", "ssl_disabled": True}),
-    ("MySQLdb", MySQLdb, {**MY, "passwd": "", "db": "test"}),
-]
 
 
 class Server:

@@ -16,29 +16,27 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import flask  # noqa: F401  (the test extra installs them: missing is a failure)
+import psycopg2
 import pytest
+import starlette  # noqa: F401
+from flask import Flask
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
-psycopg2 = pytest.importorskip("psycopg2")
-pytest.importorskip("starlette")
-pytest.importorskip("flask")
-
-from flask import Flask  # noqa: E402
-from starlette.applications import Starlette  # noqa: E402
-from starlette.requests import Request  # noqa: E402
-from starlette.responses import JSONResponse  # noqa: E402
-from starlette.routing import Route  # noqa: E402
-from starlette.testclient import TestClient  # noqa: E402
-
-import dbapi_pool  # noqa: E402
-from dbapi_pool import (  # noqa: E402
+import dbapi_pool
+from dbapi_pool import (
     AsyncConnectionPool,
     AsyncDatabaseConnector,
     ConnectionPool,
     PoolClosed,
     PoolTimeout,
 )
-from dbapi_pool.integrations.asgi import pool_lifespan  # noqa: E402
-from dbapi_pool.integrations.flask import FlaskPool  # noqa: E402
+from dbapi_pool.integrations.asgi import pool_lifespan
+from dbapi_pool.integrations.flask import FlaskPool
 
 pytestmark = pytest.mark.postgres
 
